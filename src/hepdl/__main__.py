@@ -1,0 +1,3 @@
+from hepdl.cli import app
+
+app(prog_name="hepdl")

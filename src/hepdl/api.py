@@ -1,0 +1,161 @@
+"""The public functions of hepdl: what the command line calls, and what a notebook calls.
+
+Example
+-------
+>>> import hepdl
+>>> run = hepdl.train(hepdl.load_config("examples/digits.yaml"))
+>>> run.metrics["accuracy"]
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hepdl.config import Config, DataConfig, YamlLoader
+from hepdl.errors import ConfigError, HepdlError
+from hepdl.runs import Run, now, update_meta
+
+
+def _complete(path: Path, console=None) -> Run:
+    """Evaluate a trained run on its test split, write the report, mark it completed."""
+    from hepdl.evaluate import evaluate_run, write_report
+
+    run = Run.load(path)
+    metrics = evaluate_run(run)
+    update_meta(path, status="completed", finished=now())
+    write_report(run)
+    if console is not None:
+        from hepdl.cli_output import print_metrics
+
+        print_metrics(console, metrics)
+        console.print(f"run directory: {path}  (report: {path / 'report.html'})")
+    return run
+
+
+def _report_failure(run: Path | None) -> None:
+    """A failed or interrupted run still gets a report saying so (best effort)."""
+    from hepdl.evaluate import write_report
+
+    if run is not None and (run / "config.yaml").is_file():
+        # best effort: the original error matters more than the report's
+        with contextlib.suppress(Exception):
+            write_report(run)
+
+
+def train(config: Config, *, run_dir: str | Path | None = None, console=None) -> Run:
+    """Train, evaluate on the test split and report; returns the finished :class:`Run`.
+
+    Raises
+    ------
+    hepdl.train.Interrupted
+        Stopped cleanly by a signal or time limit; resume with :func:`resume`.
+    HepdlError
+        Bad data or config, or training failed (the run is marked failed).
+    """
+    from hepdl.train import fit
+
+    try:
+        path = fit(config, run_dir=run_dir, console=console)
+    except HepdlError as exc:
+        _report_failure(getattr(exc, "run", None))
+        raise
+    return _complete(path, console)
+
+
+def resume(run: str | Path, *, console=None) -> Run:
+    """Continue a killed or interrupted run from ``last.pt``, then evaluate and report."""
+    from hepdl.train import fit
+
+    try:
+        path = fit(resume=run, console=console)
+    except HepdlError:
+        _report_failure(Path(run))
+        raise
+    return _complete(path, console)
+
+
+def load_data_config(path: str | Path) -> DataConfig:
+    """A data section from a YAML file: a whole config (its ``data:``) or the section alone."""
+    from pydantic import ValidationError
+
+    from hepdl.config import _error_line
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), "no such data config file")
+    raw = yaml.load(path.read_text(), Loader=YamlLoader) or {}
+    if isinstance(raw, dict) and "data" in raw:
+        raw = raw["data"]
+    try:
+        return DataConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise _error_line(exc, str(path)) from None
+
+
+def evaluate(run: str | Path, data: str | Path | DataConfig | None = None) -> dict[str, Any]:
+    """Evaluate a trained run on its test split, or (frozen weights and preprocessing) on the
+    data that ``data`` describes; returns the metrics. Other data goes to
+    ``RUN/evaluations/<name>/`` with its own plots and report."""
+    from hepdl.evaluate import evaluate_run, write_report
+
+    run = Run.load(run)
+    if data is None:
+        metrics = evaluate_run(run)
+        write_report(run)
+        return metrics
+    name = Path(data).stem if not isinstance(data, DataConfig) else "other"
+    data = data if isinstance(data, DataConfig) else load_data_config(data)
+    out = run.path / "evaluations" / name
+    metrics = evaluate_run(run, data, out)
+    write_report(run, out)
+    return metrics
+
+
+def report(run: str | Path) -> Path:
+    """Rebuild a run's ``report.html`` from its files."""
+    from hepdl.evaluate import write_report
+
+    return write_report(run)
+
+
+def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
+    """Score the events of ``input`` with a trained run and write them to ``output``.
+
+    ``input`` is a data file laid out like the run's training data (same keys), or a YAML data
+    section. Labels are written when the file has them.
+    """
+    from hepdl.config import DigitsSource
+    from hepdl.data import load_dataset
+    from hepdl.errors import KeyNotFoundError
+    from hepdl.evaluate import predict as run_network
+    from hepdl.export import write_predictions
+
+    run = Run.load(run)
+    input = Path(input)
+    task = run.config.task
+    if input.suffix.lower() in {".yaml", ".yml"}:
+        dataset = load_dataset(load_data_config(input), task, require_labels=False)
+    else:
+        source = run.config.data.source
+        if isinstance(source, DigitsSource):  # a file of the digits layout: pixels (+ label)
+            kind = "hdf5" if input.suffix.lower() in {".h5", ".hdf5"} else "npz"
+            source = {"kind": kind, "path": str(input), "inputs": {"pixels": "pixels"},
+                      "label": "label", "class_names": [str(i) for i in range(10)]}
+        else:
+            source = source.model_dump(mode="json") | {"path": str(input)}
+        data = DataConfig.model_validate(run.config.data.model_dump(mode="json")
+                                         | {"source": source})
+        try:
+            dataset = load_dataset(data, task, require_labels=False)
+        except KeyNotFoundError as exc:
+            if exc.key != data.source.label:
+                raise
+            data.source.label = None  # an unlabelled file: scores only
+            dataset = load_dataset(data, task, require_labels=False)
+    if task == "classification" and dataset.labels is not None:
+        dataset.class_names = run.spec["class_names"]
+    return write_predictions(run_network(run.network(), dataset), output)

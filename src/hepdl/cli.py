@@ -1,0 +1,131 @@
+"""The command line: a thin typer layer over :mod:`hepdl.api`.
+
+Each command loads its input, calls one library function and prints. A :class:`HepdlError`
+becomes one line on stderr and exit code 2 (``--debug`` shows the traceback); a run stopped
+cleanly by SIGTERM or its time limit exits with code 3 and can be resumed. Heavy libraries
+(torch, matplotlib) are imported inside the commands so ``hepdl --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(name="hepdl", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False,
+                  help="Deep-learning studies on particle-physics detector data.")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect and make data files.")
+app.add_typer(data_app, name="data")
+
+_state = {"debug": False}
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def _fail(message: str, code: int) -> None:
+    _console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def command(fn):
+    """Turn hepdl's errors into one line and an exit code (the shared CLI error handling)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from hepdl.errors import HepdlError
+
+        try:
+            return fn(*args, **kwargs)
+        except HepdlError as exc:
+            if _state["debug"]:
+                raise
+            from hepdl.train.loop import INTERRUPTED_EXIT_CODE, Interrupted
+
+            if isinstance(exc, Interrupted):
+                _console(stderr=True).print(f"[yellow]stopped:[/] {exc}", highlight=False,
+                                            soft_wrap=True)
+                raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+            _fail(str(exc), 2)
+
+    return wrapper
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False):
+    """hepdl: prepare data, train and evaluate networks, scan hyperparameters."""
+    _state["debug"] = debug
+
+
+@app.command()
+@command
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML config, or a run directory with --resume.")],
+    set_: Annotated[list[str], typer.Option("--set", help="Override a field: train.lr=3e-4")] = [],  # noqa: B006
+    resume: Annotated[bool, typer.Option(help="Continue the run CONFIG from last.pt.")] = False,
+    run_dir: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME).")] = None,
+):
+    """Train a network, evaluate it on the test split and write the run directory."""
+    from hepdl import api
+    from hepdl.config import load_config
+
+    if resume:
+        if set_:
+            _fail("--set cannot change a run being resumed; its config.yaml is fixed", 2)
+        api.resume(config, console=_console())
+    else:
+        api.train(load_config(config, set_), run_dir=run_dir, console=_console())
+
+
+@app.command()
+@command
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A trained run directory.")],
+    data: Annotated[Path | None, typer.Option(help="YAML of other data (fixed weights).")] = None,
+):
+    """Evaluate a run on its test split, or with frozen weights on other data."""
+    from hepdl import api
+    from hepdl.cli_output import print_metrics
+
+    console = _console()
+    print_metrics(console, api.evaluate(run, data))
+
+
+@app.command()
+@command
+def report(run: Annotated[Path, typer.Argument(help="A run directory.")]):
+    """Rebuild a run's HTML report."""
+    from hepdl import api
+
+    _console().print(f"wrote {api.report(run)}")
+
+
+@app.command()
+@command
+def predict(
+    run: Annotated[Path, typer.Argument(help="A trained run directory.")],
+    input: Annotated[Path, typer.Option("--input", help="Data file laid out like the run's.")],
+    output: Annotated[Path, typer.Option("--output", help=".h5 .parquet .csv .npz or .root")],
+):
+    """Write one score per class (with labels and observers) for each event of a file."""
+    from hepdl import api
+
+    _console().print(f"wrote {api.predict(run, input, output)}")
+
+
+@data_app.command("inspect")
+@command
+def data_inspect(path: Annotated[Path, typer.Argument(help="HDF5, NumPy, Parquet, CSV or ROOT.")]):
+    """Print the keys, branches or columns of a data file: shape, dtype, range, NaN count."""
+    from hepdl.cli_output import print_summaries
+    from hepdl.data.inspect import inspect_file
+
+    print_summaries(_console(), path, inspect_file(path))
+
+

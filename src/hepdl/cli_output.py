@@ -1,0 +1,47 @@
+"""What the command line prints: rich tables of metrics and file summaries, in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def print_metrics(console, metrics: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    if metrics.get("task") == "regression":
+        table = Table(title=f"test metrics ({metrics['n_events']} events)")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key in ("mse", "mae", "bias", "relative_bias", "relative_resolution"):
+            if key in metrics:
+                table.add_row(key, f"{metrics[key]:.5g}")
+        console.print(table)
+    else:
+        table = Table(title=f"test: accuracy {metrics['accuracy']:.4f}, "
+                            f"mean AUC {metrics['mean_auc'] or float('nan'):.4f} "
+                            f"({metrics['n_events']} events)")
+        table.add_column("signal class")
+        table.add_column("AUC", justify="right")
+        for eff in next(iter(metrics["background_rejection"].values()), {}):
+            table.add_column(f"rejection @ eff {eff}", justify="right")
+        for name, auc in metrics["auc"].items():
+            rejection = metrics["background_rejection"].get(name, {})
+            table.add_row(name, "n/a" if auc is None else f"{auc:.4f}",
+                          *("> N_bkg" if r is None else f"{r:.1f}" for r in rejection.values()))
+        console.print(table)
+    for warning in metrics.get("warnings", []):
+        console.print(f"[red]warning:[/] {warning}")
+
+
+def print_summaries(console, path, summaries) -> None:
+    from rich.table import Table
+
+    table = Table(title=str(path))
+    for column in ("name", "shape", "dtype", "min", "max", "NaN/Inf", "note"):
+        table.add_column(column, justify="left" if column in {"name", "dtype", "note"} else "right")
+    for s in summaries:
+        table.add_row(s.name, " x ".join(map(str, s.shape)) or "scalar", s.dtype,
+                      "" if s.minimum is None else f"{s.minimum:.6g}",
+                      "" if s.maximum is None else f"{s.maximum:.6g}",
+                      "" if s.nonfinite is None else str(s.nonfinite), s.note)
+    console.print(table)

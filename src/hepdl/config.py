@@ -1,0 +1,390 @@
+"""The configuration schema: one pydantic model per section; YAML in, YAML out.
+
+This module is the only place a default lives. A run directory stores the resolved config
+(every default filled in), so ``hepdl train RUN/config.yaml`` repeats a run.
+
+Example
+-------
+>>> cfg = load_config("examples/digits.yaml", overrides=["train.lr=3e-4", "model.width=256"])
+>>> cfg.model.width
+256
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hepdl.errors import ConfigError
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are re-checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- data
+
+PathSpec = str | list[str]
+"""One path, a glob, or a list of them; the files are read in order and concatenated."""
+
+
+class DigitsSource(Section):
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes; no download).
+
+    Inputs: ``pixels`` (N, 64), values 0-16. Labels: the digit.
+    """
+
+    kind: Literal["digits"]
+
+
+class FileSource(Section):
+    """Arrays read from files: each model input is a key, or a list of columns stacked (N, k)."""
+
+    path: PathSpec = Field(description="File, glob or list of files; concatenated in order.")
+    inputs: dict[str, str | list[str]] = Field(
+        description="Model input name -> key (an array of any shape) or list of columns (N, k)."
+    )
+    label: str | None = Field(
+        default=None, description="Key or column of the label (class index or name; a float target "
+        "for regression). None only for prediction files."
+    )
+    observers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Name -> key of per-event quantities kept beside predictions (energy, pt).",
+    )
+    class_names: list[str] | None = Field(
+        default=None, description="Class names in label-index order; default: the sorted labels."
+    )
+
+    @field_validator("inputs")
+    @classmethod
+    def _some_inputs(cls, value: dict) -> dict:
+        if not value:
+            raise ValueError("at least one input is required")
+        return value
+
+
+class NpzSource(FileSource):
+    """NumPy ``.npz`` archives; keys are array names."""
+
+    kind: Literal["npz"]
+
+
+class Hdf5Source(FileSource):
+    """HDF5 files read with h5py; keys are dataset paths such as ``ECAL`` or ``Event/energy``."""
+
+    kind: Literal["hdf5"]
+
+
+class TableSource(FileSource):
+    """Parquet or CSV tables (by suffix); keys are column names."""
+
+    kind: Literal["table"]
+
+
+class RootSource(FileSource):
+    """A flat ROOT TTree read with uproot; keys are branch names."""
+
+    kind: Literal["root"]
+    tree: str = Field(description="Name of the TTree in each file.")
+
+
+Source = Annotated[
+    DigitsSource | NpzSource | Hdf5Source | TableSource | RootSource, Field(discriminator="kind")
+]
+
+
+class SplitConfig(Section):
+    """How events are split: by fractions with the run's seed, or by separate files."""
+
+    train: float = Field(default=0.7, gt=0, lt=1)
+    val: float = Field(default=0.15, ge=0, lt=1)
+    test: float = Field(default=0.15, gt=0, lt=1)
+    files: dict[Literal["train", "val", "test"], PathSpec] | None = Field(
+        default=None, description="Separate files per split, replacing the source's path."
+    )
+
+    @model_validator(mode="after")
+    def _fractions(self) -> SplitConfig:
+        if self.files is None and abs(self.train + self.val + self.test - 1) > 1e-6:
+            raise ValueError(
+                f"split fractions must sum to 1, got {self.train} + {self.val} + {self.test}"
+            )
+        if self.files is not None and not {"train", "test"} <= set(self.files):
+            raise ValueError("split.files needs at least 'train' and 'test'")
+        return self
+
+
+class DataConfig(Section):
+    source: Source
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    nonfinite: Literal["error", "drop"] = Field(
+        default="error", description="NaN/Inf in inputs: stop with an error, or drop those events."
+    )
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+TransformSpec = str | dict[str, dict[str, Any]]
+"""A transform by name (``standardize``) or ``{name: {option: value}}``."""
+
+
+# --------------------------------------------------------------------------- model
+
+Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "tanh", "sigmoid"]
+Init = Literal["glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "normal", "default"]
+
+
+class MLPConfig(Section):
+    """A multi-layer perceptron on the flattened, concatenated inputs (CaloDNN's classifier)."""
+
+    name: Literal["mlp"] = "mlp"
+    width: int = Field(default=128, ge=1)
+    depth: int = Field(default=2, ge=0, description="Number of hidden layers.")
+    activation: Activation = "relu"
+    init: Init = Field(
+        default="he_normal",
+        description="Glorot for tanh-like, He for ReLU-like activations (seeds/002); normal is the "
+        "naive N(0,1); default keeps PyTorch's.",
+    )
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    batch_norm: bool = False
+
+
+# --------------------------------------------------------------------------- training
+
+OptimizerName = Literal[
+    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "amsgrad", "adadelta"
+]
+
+
+class OptimizerConfig(Section):
+    """A torch.optim optimizer by name; ``options`` go to its constructor (momentum, betas, ...)."""
+
+    name: OptimizerName = "adam"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScheduleConfig(Section):
+    """Learning-rate decay per epoch t (seeds/002).
+
+    time-based l0/(1+k t), step l0 gamma^int(t/tau), exponential l0 exp(-t/tau), cosine to
+    ``min_lr``, or reduce-on-plateau of the validation loss.
+    """
+
+    name: Literal["constant", "time", "step", "exponential", "cosine", "plateau"] = "constant"
+    k: float = Field(default=0.1, ge=0, description="time: decay constant k.")
+    tau: float = Field(default=10.0, gt=0, description="step: epochs per step; exponential: scale.")
+    gamma: float = Field(default=0.5, gt=0, le=1, description="step/plateau: factor per step.")
+    patience: int = Field(default=3, ge=0, description="plateau: epochs without improvement.")
+    min_lr: float = Field(default=0.0, ge=0)
+
+
+class EarlyStoppingConfig(Section):
+    patience: int = Field(default=5, ge=1, description="Epochs without val-loss improvement.")
+    restore_best: bool = True
+    min_delta: float = Field(default=0.0, ge=0)
+
+
+class TrainConfig(Section):
+    epochs: int = Field(default=30, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    loss: Literal["cross_entropy", "bce", "mse"] = Field(
+        default="cross_entropy", description="mse makes the task a regression."
+    )
+    class_weights: Literal["balanced"] | list[float] | dict[str, float] | None = None
+    l1: float = Field(default=0.0, ge=0, description="L1 penalty on weights (not biases).")
+    l2: float = Field(default=0.0, ge=0, description="L2 penalty on weights (not biases).")
+    early_stopping: EarlyStoppingConfig | None = None
+    time_limit: float | None = Field(
+        default=None, gt=0, description="Wall seconds; then checkpoint and stop, resumable."
+    )
+    init_from: str | None = Field(
+        default=None, description="A run directory or model.pt whose matching weights start this "
+        "run (fine-tuning); its fitted preprocessing is kept."
+    )
+    freeze: list[str] = Field(
+        default_factory=list, description="fnmatch patterns of parameter names not trained."
+    )
+    threads: int | None = Field(default=None, ge=1, description="torch threads; default: torch's.")
+
+    @field_validator("optimizer", mode="before")
+    @classmethod
+    def _optimizer_by_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_by_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+class EvaluateConfig(Section):
+    bins: dict[str, list[float]] = Field(
+        default_factory=dict, description="Observer -> bin edges for binned performance."
+    )
+    efficiencies: list[float] = Field(
+        default_factory=lambda: [0.5, 0.9],
+        description="Signal efficiencies at which background rejection is reported.",
+    )
+
+    @field_validator("bins")
+    @classmethod
+    def _increasing(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
+        for name, edges in value.items():
+            if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+                raise ValueError(f"bins of {name!r} must be at least two increasing edges")
+        return value
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+class Config(Section):
+    """A whole study: data, preprocessing, model, training and evaluation."""
+
+    name: str = Field(default="run", pattern=r"^[A-Za-z0-9_.+-]+$")
+    seed: int = 1
+    runs_dir: str = Field(default="runs", description="Where run directories are created.")
+    data: DataConfig
+    preprocess: dict[str, list[TransformSpec]] = Field(
+        default_factory=dict, description="Input name -> chain of transforms fitted on train."
+    )
+    model: MLPConfig = Field(default_factory=MLPConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @property
+    def task(self) -> Literal["classification", "regression"]:
+        return "regression" if self.train.loss == "mse" else "classification"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-3`` as a float.
+
+    PyYAML implements YAML 1.1, where a float needs a dot (``1.0e-3``); physicists write ``1e-3``.
+    """
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _error_line(error: ValidationError, origin: str) -> ConfigError:
+    """One ConfigError from pydantic's errors: the first, with its dotted path and the bad value."""
+    first = error.errors()[0]
+    path = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
+    # Discriminated unions add the tag to the path (data.source.npz.path): keep it, it helps.
+    value = first.get("input")
+    got = "" if first["type"] == "missing" else f" (got {value!r})"
+    if isinstance(value, dict) and len(repr(value)) > 80:
+        got = ""
+    more = f" [+{error.error_count() - 1} more]" if error.error_count() > 1 else ""
+    where = f"{origin}: {path}" if origin else path
+    return ConfigError(where, f"{first['msg']}{got}{more}")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into a key path and a YAML-parsed value (``3e-4`` -> 0.0003)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError("--set", f"expected KEY=VALUE such as train.lr=3e-4, got {text!r}")
+    try:
+        value = yaml.load(raw, Loader=YamlLoader) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}", f"value is not valid YAML: {exc}") from None
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict (a copy); intermediate sections are created."""
+    import copy
+
+    raw = copy.deepcopy(raw)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for depth, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                where = ".".join(keys[: depth + 1])
+                raise ConfigError(f"--set {'.'.join(keys)}", f"{where} is {child!r}, not a section")
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+def config_from_dict(raw: dict[str, Any], overrides: list[str] = (), origin: str = "") -> Config:
+    """Validate a config dict (with ``--set`` overrides) into a :class:`Config`.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown key, a wrong type or a value out of range, naming the dotted field path.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(origin, f"expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        # Validate first so shorthands (optimizer: adam) are expanded before overrides land.
+        config = Config.model_validate(raw)
+        if overrides:
+            raw = apply_overrides(config.model_dump(mode="json"), list(overrides))
+            config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise _error_line(exc, origin) from None
+    return config
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read a YAML config file, apply ``--set`` overrides and validate.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or not YAML, or a field is invalid.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(str(path), "no such config file")
+    try:
+        raw = yaml.load(path.read_text(), Loader=YamlLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", exc)
+        raise ConfigError(str(path), f"not valid YAML{where}: {problem}") from None
+    return config_from_dict(raw or {}, overrides, origin=str(path))
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML, every default filled in."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,258 @@
+"""A dataset in memory: named model inputs, labels, observers and class names; and its splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hepdl.config import DataConfig, DigitsSource, FileSource, SplitConfig
+from hepdl.data.readers import expand_paths, read_arrays
+from hepdl.errors import DataError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Dataset:
+    """Events held as arrays with the event on axis 0.
+
+    Attributes
+    ----------
+    inputs : dict of str to ndarray
+        Model inputs by name (``ecal``, ``pixels``), float32.
+    labels : ndarray or None
+        Class indices (int64) for classification, float32 targets for regression.
+    observers : dict of str to ndarray
+        Per-event quantities kept beside predictions for binned evaluation (energy, pt).
+    class_names : list of str
+        Names of the classes in index order (empty for regression).
+    """
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    observers: dict[str, np.ndarray] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    def subset(self, index: np.ndarray) -> Dataset:
+        """The events at ``index`` (a copy)."""
+        return Dataset(
+            inputs={k: v[index] for k, v in self.inputs.items()},
+            labels=None if self.labels is None else self.labels[index],
+            observers={k: v[index] for k, v in self.observers.items()},
+            class_names=list(self.class_names),
+        )
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shape of one event of each input."""
+        return {k: tuple(v.shape[1:]) for k, v in self.inputs.items()}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _digits() -> dict[str, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return {"pixels": bunch.data.astype(np.float32), "label": bunch.target.astype(np.int64)}
+
+
+def _read_file_source(source: FileSource, path_spec) -> tuple[dict, str | None, dict]:
+    """Read every key a file source names, concatenated over its files."""
+    files = expand_paths(path_spec)
+    keys: list[str] = []
+    for value in source.inputs.values():
+        keys.extend([value] if isinstance(value, str) else value)
+    keys.extend(source.observers.values())
+    if source.label is not None:
+        keys.append(source.label)
+    keys = list(dict.fromkeys(keys))
+
+    per_file = [read_arrays(source.kind, f, keys, getattr(source, "tree", None)) for f in files]
+    arrays = {}
+    for key in keys:
+        parts = [p[key] for p in per_file]
+        shapes = {p.shape[1:] for p in parts}
+        if len(shapes) > 1:
+            detail = ", ".join(f"{f.name} {p.shape[1:]}" for f, p in zip(files, parts, strict=True))
+            raise DataError(key, f"event shape differs between files: {detail}")
+        arrays[key] = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    return arrays, source.label, {name: arrays[key] for name, key in source.observers.items()}
+
+
+def _stack_inputs(source: FileSource, arrays: dict) -> dict[str, np.ndarray]:
+    inputs = {}
+    for name, keys in source.inputs.items():
+        if isinstance(keys, str):
+            value = arrays[keys]
+            if value.ndim == 1:
+                value = value[:, None]
+        else:
+            columns = [arrays[k] for k in keys]
+            bad = [k for k, c in zip(keys, columns, strict=True) if c.ndim != 1]
+            if bad:
+                raise DataError(f"data.source.inputs.{name}",
+                                f"{bad[0]!r} is not a scalar column; give it as one key instead")
+            value = np.stack(columns, axis=1)
+        if value.dtype.kind not in "fiub":
+            raise DataError(f"data.source.inputs.{name}",
+                            f"holds {value.dtype} values; expected numbers")
+        inputs[name] = np.ascontiguousarray(value, dtype=np.float32)
+    return inputs
+
+
+def _encode_labels(raw: np.ndarray, class_names: list[str] | None, where: str):
+    """Class labels given as names or integers -> int64 indices and the class names."""
+    raw = np.asarray(raw).reshape(len(raw), -1)
+    if raw.shape[1] > 1:  # one-hot
+        raw = raw.argmax(axis=1)
+    raw = raw.ravel()
+    if raw.dtype.kind in "USO":
+        names = class_names or sorted({str(v) for v in raw})
+        lookup = {n: i for i, n in enumerate(names)}
+        unknown = sorted({str(v) for v in raw} - set(lookup))
+        if unknown:
+            raise DataError(where, f"label {unknown[0]!r} is not one of the class names {names}")
+        return np.array([lookup[str(v)] for v in raw], dtype=np.int64), names
+    if raw.dtype.kind == "f" and (not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw))):
+        raise DataError(where, "class labels must be whole numbers (did you mean loss: mse?)")
+    labels = raw.astype(np.int64)
+    n_classes = len(class_names) if class_names else int(labels.max(initial=-1)) + 1
+    bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        raise DataError(
+            where,
+            f"{int(bad.sum())} labels out of range 0..{n_classes - 1} "
+            f"(first: {int(labels[bad][0])} at event {int(np.flatnonzero(bad)[0])})",
+        )
+    return labels, class_names or [str(i) for i in range(n_classes)]
+
+
+def _check_finite(dataset: Dataset, policy: str, where: str) -> Dataset:
+    """NaN/Inf in inputs: an error with counts and where, or the events dropped."""
+    bad_events = np.zeros(len(dataset), dtype=bool)
+    report = []
+    for name, value in dataset.inputs.items():
+        flat = value.reshape(len(value), -1)
+        bad = ~np.isfinite(flat)
+        if bad.any():
+            rows = bad.any(axis=1)
+            bad_events |= rows
+            cols = np.flatnonzero(bad.any(axis=0))
+            report.append(f"{name}: {int(bad.sum())} values in {int(rows.sum())} events "
+                          f"(first event {int(np.flatnonzero(rows)[0])}, feature {int(cols[0])})")
+    if not bad_events.any():
+        return dataset
+    if policy == "error":
+        raise DataError(where, "NaN or Inf in inputs: " + "; ".join(report)
+                        + " (set data.nonfinite: drop to drop these events)")
+    return dataset.subset(np.flatnonzero(~bad_events))
+
+
+def load_dataset(data: DataConfig, task: str = "classification", path=None,
+                 require_labels: bool = True) -> Dataset:
+    """Read a dataset as the data section describes it.
+
+    Parameters
+    ----------
+    data : DataConfig
+        The data section.
+    task : {"classification", "regression"}
+        How labels are read: class indices, or float targets.
+    path : str or list of str, optional
+        Files to read instead of the source's own (a split's files, or ``hepdl predict --input``).
+    require_labels : bool
+        False for prediction files, which may have no labels.
+
+    Raises
+    ------
+    DataError
+        Missing files or keys, NaN/Inf, bad labels, an empty dataset or mismatched shapes.
+    """
+    source = data.source
+    where = "data.source"
+    if isinstance(source, DigitsSource):
+        arrays = _digits()
+        inputs, raw_labels, observers, class_names = (
+            {"pixels": arrays["pixels"]}, arrays["label"], {}, [str(i) for i in range(10)])
+    else:
+        arrays, label_key, observers = _read_file_source(source, path or source.path)
+        inputs = _stack_inputs(source, arrays)
+        raw_labels = arrays[label_key] if label_key is not None else None
+        class_names = source.class_names
+        where = str(path or source.path)
+        lengths = {k: len(v) for k, v in {**inputs, **observers}.items()}
+        if raw_labels is not None:
+            lengths["label"] = len(raw_labels)
+        if len(set(lengths.values())) > 1:
+            raise DataError(where, f"arrays have different numbers of events: {lengths}")
+
+    if len(next(iter(inputs.values()))) == 0:
+        raise DataError(where, "the dataset is empty (0 events)")
+    if raw_labels is None and require_labels:
+        raise DataError("data.source.label", "no label key given; training needs labels")
+
+    if raw_labels is None:
+        labels, class_names = None, list(class_names or [])
+    elif task == "regression":
+        labels = np.asarray(raw_labels, dtype=np.float32).reshape(len(raw_labels), -1)
+        if labels.shape[1] == 1:
+            labels = labels[:, 0]
+        class_names = []
+    else:
+        labels, class_names = _encode_labels(raw_labels, class_names, f"{where} label")
+
+    observers = {k: np.asarray(v, dtype=np.float64) for k, v in observers.items()}
+    dataset = Dataset(inputs, labels, observers, list(class_names))
+    return _check_finite(dataset, data.nonfinite, where)
+
+
+def split_indices(n: int, split: SplitConfig, seed: int) -> dict[str, np.ndarray]:
+    """Random train/val/test indices by fraction; the same for the same ``n`` and ``seed``."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_train = int(round(split.train * n))
+    n_val = int(round(split.val * n))
+    return {"train": np.sort(order[:n_train]), "val": np.sort(order[n_train:n_train + n_val]),
+            "test": np.sort(order[n_train + n_val:])}
+
+
+def load_splits(data: DataConfig, task: str, seed: int) -> dict[str, Dataset]:
+    """The train, val and test datasets: split by fraction with ``seed``, or read from split files.
+
+    Raises
+    ------
+    DataError
+        As :func:`load_dataset`; also when the training split holds a single class or a split
+        is empty.
+    """
+    if data.split.files is not None:
+        splits = {name: load_dataset(data, task, path=files)
+                  for name, files in data.split.files.items()}
+        if "val" not in splits:
+            splits["val"] = splits["train"].subset(np.arange(0))
+        names = {name: tuple(d.class_names) for name, d in splits.items() if len(d)}
+        if task == "classification" and len(set(names.values())) > 1:
+            raise DataError("data.split.files", f"class names differ between splits: {names}")
+        shapes = {name: d.input_shapes for name, d in splits.items()}
+        if len({tuple(sorted(s.items())) for s in shapes.values()}) > 1:
+            raise DataError("data.split.files", f"input shapes differ between splits: {shapes}")
+    else:
+        dataset = load_dataset(data, task)
+        index = split_indices(len(dataset), data.split, seed)
+        splits = {name: dataset.subset(idx) for name, idx in index.items()}
+    for name in ("train", "test"):
+        if len(splits[name]) == 0:
+            raise DataError(f"data.split.{name}", "is empty; give more events or a larger fraction")
+    if task == "classification":
+        present = np.unique(splits["train"].labels)
+        if len(present) < 2:
+            names = splits["train"].class_names
+            only = names[present[0]] if len(present) else "none"
+            raise DataError("data", f"the training split holds a single class ({only!r}); "
+                                    "classification needs at least two")
+    return splits

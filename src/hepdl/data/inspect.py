@@ -1,0 +1,134 @@
+"""What a data file holds: each key, branch or column with its shape, dtype, range and NaN count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hepdl.data.readers import TREE_CLASSES, hdf5_datasets, open_hdf5
+from hepdl.errors import DataError
+
+CHUNK_BYTES = 64 * 2**20  # large datasets are summarized chunk by chunk, never read whole
+
+
+@dataclass
+class ArraySummary:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    minimum: float | None = None
+    maximum: float | None = None
+    nonfinite: int | None = None
+    note: str = ""
+
+
+class _Range:
+    """Running min, max and NaN/Inf count over chunks."""
+
+    def __init__(self):
+        self.lo, self.hi, self.bad = np.inf, -np.inf, 0
+
+    def add(self, values: np.ndarray) -> None:
+        if values.dtype.kind not in "fiub" or values.size == 0:
+            return
+        values = values.astype(np.float64, copy=False)
+        finite = np.isfinite(values)
+        self.bad += int(values.size - finite.sum())
+        if finite.any():
+            self.lo = min(self.lo, float(values[finite].min()))
+            self.hi = max(self.hi, float(values[finite].max()))
+
+    def summary(self, name, shape, dtype, note="") -> ArraySummary:
+        numeric = np.dtype(dtype).kind in "fiub" if dtype != "object" else False
+        has = numeric and self.lo <= self.hi
+        return ArraySummary(name, tuple(shape), str(dtype), self.lo if has else None,
+                            self.hi if has else None, self.bad if numeric else None, note)
+
+
+def _summarize(name: str, array: np.ndarray) -> ArraySummary:
+    r = _Range()
+    r.add(array)
+    return r.summary(name, array.shape, array.dtype)
+
+
+def _hdf5(path: Path) -> list[ArraySummary]:
+    with open_hdf5(path) as handle:
+        out = []
+        for name in hdf5_datasets(handle):
+            ds = handle[name]
+            r = _Range()
+            note = f"chunks {ds.chunks}, {ds.compression}" if ds.chunks else ""
+            if ds.shape == ():
+                r.add(np.asarray(ds[()]))
+            else:
+                row_bytes = max(ds.dtype.itemsize * int(np.prod(ds.shape[1:])), 1)
+                step = max(1, CHUNK_BYTES // row_bytes)
+                try:
+                    for start in range(0, ds.shape[0], step):
+                        r.add(ds[start:start + step])
+                except OSError as exc:
+                    raise DataError(f"{path}:{name}", f"cannot be read ({exc}); truncated?") \
+                        from None
+            out.append(r.summary(name, ds.shape, ds.dtype, note))
+    return out
+
+
+def _root(path: Path) -> list[ArraySummary]:
+    import uproot
+
+    try:
+        handle = uproot.open(path)
+    except Exception as exc:
+        raise DataError(str(path), f"not a readable ROOT file ({type(exc).__name__})") from None
+    out = []
+    with handle:
+        for key, cls in handle.classnames().items():
+            if cls not in TREE_CLASSES:
+                continue
+            tree = handle[key]
+            for branch in tree.keys():  # noqa: SIM118  (iterating a TTree yields TBranch objects)
+                values = tree[branch].array(library="np")
+                name = f"{key.split(';')[0]}/{branch}"
+                if values.dtype == object:
+                    out.append(ArraySummary(name, values.shape, "jagged", note="variable length"))
+                else:
+                    out.append(_summarize(name, values))
+    return out
+
+
+def inspect_file(path: str | Path) -> list[ArraySummary]:
+    """Summaries of every array in an HDF5, NumPy, Parquet, CSV or ROOT file.
+
+    Raises
+    ------
+    DataError
+        The file is missing, unreadable, or of an unknown kind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), "no such file")
+    suffix = path.suffix.lower()
+    if suffix in {".h5", ".hdf5", ".hdf"}:
+        return _hdf5(path)
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return [_summarize(k, archive[k]) for k in archive.files]
+        except (OSError, ValueError) as exc:
+            raise DataError(str(path), f"not a readable .npz archive ({exc})") from None
+    if suffix == ".npy":
+        return [_summarize(path.stem, np.load(path, mmap_mode="r", allow_pickle=False))]
+    if suffix == ".root":
+        return _root(path)
+    if suffix in {".parquet", ".pq", ".csv"}:
+        import pandas as pd
+
+        try:
+            frame = pd.read_parquet(path) if suffix != ".csv" else pd.read_csv(path)
+        except (OSError, ValueError) as exc:
+            raise DataError(str(path), f"not a readable table ({exc})") from None
+        return [_summarize(c, frame[c].to_numpy()) for c in frame.columns]
+    raise DataError(str(path), f"unknown file type {suffix!r}; expected .h5, .npz, .npy, "
+                               ".parquet, .csv or .root")

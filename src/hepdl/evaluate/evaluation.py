@@ -1,0 +1,85 @@
+"""Evaluate a trained run: on its own test split, or with frozen weights on other data.
+
+The second is the robustness check of seeds/003: the network and its fitted preprocessing stay
+as trained, only the data changes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hepdl.config import DataConfig
+from hepdl.data.dataset import load_dataset, load_splits
+from hepdl.errors import DataError
+from hepdl.evaluate import plots
+from hepdl.evaluate.metrics import compute_metrics
+from hepdl.evaluate.predict import Predictions, predict
+from hepdl.runs import METRICS, PLOTS, Run, atomic_write
+
+
+def _check_compatible(run: Run, dataset, where: str) -> None:
+    expected = {k: tuple(v) for k, v in run.spec["input_shapes"].items()}
+    got = dataset.input_shapes
+    if got != expected:
+        raise DataError(where, f"inputs {got} do not match the trained model's {expected}")
+    if run.config.task == "classification" and dataset.class_names != run.spec["class_names"]:
+        raise DataError(where, f"classes {dataset.class_names} differ from the trained model's "
+                               f"{run.spec['class_names']}")
+
+
+def write_plots(pred: Predictions, metrics: dict[str, Any], out: Path,
+                history: list[dict] | None = None) -> list[str]:
+    """Every figure of an evaluation as PNG files in ``out``; returns their names."""
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {}
+    if history:
+        figures["loss_curves.png"] = plots.plot_history(history)
+    if pred.task == "regression":
+        figures["regression.png"] = plots.plot_regression(pred)
+    else:
+        figures["roc.png"] = plots.plot_roc(pred, metrics.get("auc"))
+        figures["outputs.png"] = plots.plot_outputs(pred)
+        figures["confusion.png"] = plots.plot_confusion(metrics["confusion"], pred.class_names)
+    for observer, binned in metrics.get("binned", {}).items():
+        if "error" not in binned:
+            figures[f"binned_{observer}.png"] = plots.plot_binned(binned, observer)
+    for name, fig in figures.items():
+        plots.save_figure(fig, out / name)
+    return sorted(figures)
+
+
+def evaluate_run(run: Run | str | Path, data: DataConfig | None = None,
+                 out: Path | None = None) -> dict[str, Any]:
+    """Metrics and plots of a run, written to ``out`` (default: the run directory).
+
+    Parameters
+    ----------
+    run : Run or path
+        A trained run (it needs ``model.pt``).
+    data : DataConfig, optional
+        Other data to evaluate the frozen network on (every event of it); default: the run's
+        own test split.
+    out : Path, optional
+        Where metrics.json and plots/ go; default the run directory, or
+        ``RUN/evaluations/<name>`` for other data.
+    """
+    run = run if isinstance(run, Run) else Run.load(run)
+    config = run.config
+    if data is None:
+        dataset = load_splits(config.data, config.task, config.seed)["test"]
+        where = "test split"
+    else:
+        dataset = load_dataset(data, config.task)
+        where = f"data {getattr(data.source, 'path', data.source.kind)}"
+    _check_compatible(run, dataset, where)
+
+    pred = predict(run.network(), dataset)
+    metrics = compute_metrics(pred, config.evaluate.bins, config.evaluate.efficiencies)
+    metrics["evaluated_on"] = where
+    out = Path(out) if out is not None else run.path
+    history = run.history.to_dict("records") if out == run.path else None
+    metrics["plots"] = write_plots(pred, metrics, out / PLOTS, history)
+    atomic_write(out / METRICS, json.dumps(metrics, indent=2) + "\n")
+    return metrics

@@ -1,0 +1,49 @@
+"""Scores of a trained network on a dataset, kept with labels and observers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from hepdl.data.dataset import Dataset
+from hepdl.data.loader import InMemoryLoader
+from hepdl.models import Network, probabilities
+
+
+@dataclass
+class Predictions:
+    """What a network said about each event.
+
+    Attributes
+    ----------
+    scores : ndarray
+        (N, n_classes) class probabilities, or (N,) regression values.
+    labels : ndarray or None
+        True class indices or targets, when the data has them.
+    observers : dict of str to ndarray
+        Per-event quantities for binned evaluation.
+    class_names : list of str
+    task : {"classification", "regression"}
+    """
+
+    scores: np.ndarray
+    labels: np.ndarray | None
+    observers: dict[str, np.ndarray] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list)
+    task: str = "classification"
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+@torch.no_grad()
+def predict(network: Network, dataset: Dataset, batch_size: int = 4096) -> Predictions:
+    """Run ``network`` (eval mode) over ``dataset`` in batches."""
+    network.eval()
+    loader = InMemoryLoader(dataset, batch_size=batch_size)
+    parts = [probabilities(network(inputs), network.spec) for inputs, _ in loader.batches()]
+    scores = torch.cat(parts).numpy().astype(np.float64)
+    return Predictions(scores, dataset.labels, dict(dataset.observers),
+                       list(network.spec["class_names"]), network.spec["task"])

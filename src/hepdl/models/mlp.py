@@ -1,0 +1,46 @@
+"""The multi-layer perceptron: CaloDNN's Fully3DImageClassification generalized.
+
+Every input is flattened and the inputs are concatenated (the ECAL and HCAL towers merged), then
+``depth`` x [Linear(width) -> BatchNorm? -> activation -> Dropout?] and a linear output layer
+whose logits the loss turns into probabilities (softmax or sigmoid) or regression values.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hepdl.models.layers import activation, flat_size, initialize
+from hepdl.models.registry import register_model
+
+
+class MLP(nn.Module):
+    def __init__(self, input_names: list[str], n_inputs: int, n_outputs: int, *, width: int,
+                 depth: int, activation_name: str, dropout: float, batch_norm: bool):
+        super().__init__()
+        self.input_names = list(input_names)
+        layers: list[nn.Module] = []
+        size = n_inputs
+        for _ in range(depth):
+            layers.append(nn.Linear(size, width))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(width))
+            layers.append(activation(activation_name))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            size = width
+        self.hidden = nn.Sequential(*layers)
+        self.output = nn.Linear(size, n_outputs)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = torch.cat([inputs[name].flatten(1) for name in self.input_names], dim=1)
+        return self.output(self.hidden(x))
+
+
+@register_model("mlp")
+def build_mlp(config, input_shapes: dict[str, tuple[int, ...]], n_outputs: int) -> MLP:
+    model = MLP(list(input_shapes), sum(flat_size(s) for s in input_shapes.values()), n_outputs,
+                width=config.width, depth=config.depth, activation_name=config.activation,
+                dropout=config.dropout, batch_norm=config.batch_norm)
+    initialize(model, config.init)
+    return model

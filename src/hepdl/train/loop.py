@@ -1,0 +1,307 @@
+"""The training loop, readable top to bottom: setup, data, model, optimizer, loop, checkpoint.
+
+``fit(config)`` trains one run and returns its directory; ``fit(resume=RUN)`` continues a run
+from ``last.pt`` exactly where it stopped (the batch order depends only on seed and epoch, and
+the random state is saved), so a killed run resumed gives the uninterrupted result.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+import time
+from pathlib import Path
+
+import torch
+
+from hepdl import __version__
+from hepdl.config import Config, load_config
+from hepdl.data.dataset import load_splits
+from hepdl.data.loader import InMemoryLoader
+from hepdl.errors import ConfigError, HepdlError, TrainingError
+from hepdl.models import Network, network_spec
+from hepdl.runs import (
+    HISTORY,
+    LAST,
+    MODEL,
+    atomic_save,
+    atomic_write,
+    load_checkpoint,
+    new_run_dir,
+    now,
+    start_meta,
+    update_meta,
+    write_config,
+)
+from hepdl.train.callbacks import EarlyStopping, StopRequest
+from hepdl.train.losses import Objective, class_weight_vector
+from hepdl.train.optim import build_optimizer, build_schedule, step_schedule
+
+INTERRUPTED_EXIT_CODE = 3
+
+
+class Interrupted(HepdlError):
+    """Training stopped cleanly (SIGTERM, SIGINT or time limit) with a checkpoint to resume from."""
+
+    def __init__(self, run: Path, reason: str):
+        self.run = run
+        super().__init__(f"{reason}; checkpoint written, continue with: hepdl train {run} --resume")
+
+
+def _print(console, text: str) -> None:
+    if console is not None:
+        console.print(text, highlight=False)
+
+
+@torch.no_grad()
+def validate(network: Network, loader: InMemoryLoader, objective: Objective) -> dict[str, float]:
+    """Mean loss (and accuracy for classification) over a loader, in eval mode."""
+    if loader.n_events == 0:
+        return {}
+    network.eval()
+    total, correct = 0.0, 0
+    for inputs, labels in loader.batches():
+        logits = network(inputs)
+        total += objective.data_loss(logits, labels).item() * len(labels)
+        if objective.loss != "mse":
+            predicted = logits.argmax(1) if logits.shape[1] > 1 else (logits[:, 0] > 0).long()
+            correct += int((predicted == labels).sum())
+    network.train()
+    out = {"val_loss": total / loader.n_events}
+    if objective.loss != "mse":
+        out["val_accuracy"] = correct / loader.n_events
+    return out
+
+
+def _load_initial_weights(network: Network, source: str) -> list[str]:
+    """Copy matching weights (and preprocessing) from another run: fine-tuning, pretraining."""
+    path = Path(source)
+    state = load_checkpoint(path / MODEL if path.is_dir() else path)["model"]
+    own = network.state_dict()
+    taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not taken:
+        raise ConfigError("train.init_from", f"{source} shares no weights with this model")
+    network.load_state_dict(taken, strict=False)
+    return sorted(taken)
+
+
+def _freeze(network: Network, patterns: list[str]) -> list[str]:
+    frozen = []
+    for name, parameter in network.named_parameters():
+        if any(fnmatch.fnmatch(name, p) for p in patterns):
+            parameter.requires_grad_(False)
+            frozen.append(name)
+    if patterns and not frozen:
+        names = ", ".join(n for n, _ in network.named_parameters())
+        raise ConfigError("train.freeze", f"{patterns} match no parameter; the names are {names}")
+    return frozen
+
+
+def _write_history(run: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(run / HISTORY, buffer.getvalue())
+
+
+def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
+        resume: str | Path | None = None, console=None) -> Path:
+    """Train a network as ``config`` says, or continue the run at ``resume``.
+
+    Returns
+    -------
+    Path
+        The run directory, with ``model.pt`` (best or last weights), ``last.pt`` and history.
+
+    Raises
+    ------
+    Interrupted
+        SIGTERM/SIGINT or the time limit stopped training after a checkpoint (resumable).
+    TrainingError
+        The loss became NaN or infinite; the run is marked failed, the last checkpoint kept.
+    """
+    # ------------------------------------------------------------------ setup
+    if resume is not None:
+        run = Path(resume)
+        config = load_config(run)
+        checkpoint = load_checkpoint(run / LAST)
+        update_meta(run, status="running", reason=None, resumed=now())
+    else:
+        if config is None:
+            raise ValueError("fit() needs a config or a run to resume")
+        run = new_run_dir(config, run_dir)
+        write_config(run, config)
+        checkpoint = None
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    torch.manual_seed(config.seed)
+    if resume is None:
+        start_meta(run, config)
+
+    try:
+        return _train(config, run, checkpoint, console)
+    except Interrupted as stop:
+        update_meta(run, status="interrupted", reason=str(stop).split(";")[0], finished=now())
+        raise
+    except HepdlError as exc:
+        update_meta(run, status="failed", reason=str(exc), finished=now())
+        exc.run = run
+        raise
+    except BaseException as exc:
+        update_meta(run, status="failed", reason=f"{type(exc).__name__}: {exc}", finished=now())
+        raise
+
+
+def _train(config: Config, run: Path, checkpoint: dict | None, console) -> Path:
+    train_cfg = config.train
+    # ------------------------------------------------------------------ data
+    splits = load_splits(config.data, config.task, config.seed)
+    train_set, val_set = splits["train"], splits["val"]
+    label_dtype = torch.float32 if config.task == "regression" else torch.long
+    train_loader = InMemoryLoader(train_set, batch_size=train_cfg.batch_size, shuffle=True,
+                                  seed=config.seed, label_dtype=label_dtype)
+    val_loader = InMemoryLoader(val_set, batch_size=max(train_cfg.batch_size, 1024),
+                                label_dtype=label_dtype)
+
+    # ------------------------------------------------------------------ model
+    spec = network_spec(config, train_set.input_shapes, train_set.class_names)
+    network = Network(spec)
+    if checkpoint is None:
+        network.fit_preprocessing(train_loader.inputs)  # training split only
+        if train_cfg.init_from:
+            taken = _load_initial_weights(network, train_cfg.init_from)
+            _print(console, f"initial weights: {len(taken)} tensors from {train_cfg.init_from}")
+    frozen = _freeze(network, train_cfg.freeze)
+
+    # ------------------------------------------------------------------ optimizer and loss
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    optimizer = build_optimizer(train_cfg.optimizer, trainable, train_cfg.lr)
+    schedule = build_schedule(train_cfg.schedule, optimizer, train_cfg.epochs)
+    weights = (None if config.task == "regression" else
+               class_weight_vector(train_cfg.class_weights, train_set.labels, spec["class_names"]))
+    objective = Objective(train_cfg.loss, class_weights=weights, l1=train_cfg.l1, l2=train_cfg.l2)
+    stopping = train_cfg.early_stopping
+    stopper = EarlyStopping(stopping.patience, stopping.min_delta) if stopping else None
+    best = EarlyStopping(patience=10**9)  # tracks the best epoch even without early stopping
+    best_state = None
+
+    epoch, start_batch, history = 0, 0, []
+    running = {"loss_sum": 0.0, "events": 0, "seconds": 0.0}
+    if checkpoint is not None:
+        network.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        schedule.load_state_dict(checkpoint["schedule"])
+        epoch, start_batch = checkpoint["epoch"], checkpoint["batch"]
+        running, history = checkpoint["running"], checkpoint["history"]
+        best.load_state_dict(checkpoint["best"])
+        best_state = checkpoint["best_state"]
+        if stopper is not None:
+            stopper.load_state_dict(checkpoint["early_stopping"])
+        torch.set_rng_state(checkpoint["rng"])
+
+    def save_last(next_epoch: int, next_batch: int) -> None:
+        atomic_save({
+            "hepdl_version": __version__, "spec": spec, "model": network.state_dict(),
+            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+            "epoch": next_epoch, "batch": next_batch, "running": dict(running),
+            "history": history, "best": best.state_dict(), "best_state": best_state,
+            "early_stopping": stopper.state_dict() if stopper else None,
+            "rng": torch.get_rng_state(),
+        }, run / LAST)
+
+    n_params = sum(p.numel() for p in network.parameters())
+    n_trainable = sum(p.numel() for p in trainable)
+    _print(console, f"[bold]{config.name}[/] -> {run}")
+    _print(console, f"events: train {len(train_set)}, val {len(val_set)}, test "
+                    f"{len(splits['test'])}; {len(train_loader)} batches/epoch of "
+                    f"{train_cfg.batch_size}; parameters {n_params:,} ({n_trainable:,} trained"
+                    f"{f', {len(frozen)} tensors frozen' if frozen else ''}); "
+                    f"threads {torch.get_num_threads()}; device cpu")
+    if checkpoint is None:
+        save_last(0, 0)  # a killed first epoch still resumes
+    else:
+        _print(console, f"resuming at epoch {epoch + 1}, batch {start_batch}")
+
+    # ------------------------------------------------------------------ loop
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
+                        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:,.0f} ev/s"),
+                        TimeRemainingColumn(), console=console, transient=True,
+                        disable=console is None)
+    network.train()
+    with StopRequest(train_cfg.time_limit) as stop, progress:
+        task = progress.add_task("train", total=len(train_loader), epoch=epoch + 1, loss=0.0,
+                                 rate=0.0)
+        while epoch < train_cfg.epochs:
+            progress.reset(task, total=len(train_loader), completed=start_batch)
+            progress.update(task, epoch=epoch + 1)
+            tick = time.perf_counter()
+            for b, (inputs, labels) in enumerate(train_loader.batches(epoch, start_batch),
+                                                 start=start_batch):
+                logits = network(inputs)
+                loss, data_loss = objective(network, logits, labels)
+                value = data_loss.item()  # .item() syncs; the NaN check needs it anyway
+                if not torch.isfinite(loss):
+                    lr = optimizer.param_groups[0]["lr"]
+                    raise TrainingError(
+                        f"loss became {value} at epoch {epoch + 1}, batch {b} (lr {lr:g}); "
+                        "last good checkpoint kept in last.pt; try a lower train.lr")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                running["loss_sum"] += value * len(labels)
+                running["events"] += len(labels)
+                seconds = running["seconds"] + time.perf_counter() - tick
+                progress.update(task, advance=1, loss=running["loss_sum"] / running["events"],
+                                rate=running["events"] / max(seconds, 1e-9))
+                if (reason := stop.reason) is not None:
+                    running["seconds"] = seconds
+                    save_last(epoch, b + 1)
+                    raise Interrupted(run, reason)
+
+            # -------------------------------------------------------------- end of epoch
+            running["seconds"] += time.perf_counter() - tick
+            row = {"epoch": epoch + 1,
+                   "train_loss": running["loss_sum"] / max(running["events"], 1)}
+            row.update(validate(network, val_loader, objective))
+            monitored = row.get("val_loss", row["train_loss"])
+            row["lr"] = optimizer.param_groups[0]["lr"]
+            row["seconds"] = running["seconds"]
+            row["events_per_second"] = running["events"] / max(running["seconds"], 1e-9)
+            history.append(row)
+            if best.update(monitored, epoch):
+                best_state = {k: v.clone() for k, v in network.state_dict().items()}
+            step_schedule(schedule, monitored)
+            if stopper is not None:
+                stopper.update(monitored, epoch)
+            _print(console, f"epoch {epoch + 1}/{train_cfg.epochs}  " + "  ".join(
+                f"{k} {row[k]:.4g}" for k in ("train_loss", "val_loss", "val_accuracy", "lr")
+                if k in row) + f"  {row['seconds']:.2f} s")
+            epoch, start_batch = epoch + 1, 0
+            running = {"loss_sum": 0.0, "events": 0, "seconds": 0.0}
+            stopped_early = stopper is not None and stopper.should_stop
+            save_last(train_cfg.epochs if stopped_early else epoch, 0)
+            _write_history(run, history)
+            if stopped_early:
+                _print(console, f"early stopping: no improvement for {stopper.patience} epochs; "
+                                f"best epoch {best.best_epoch + 1}")
+                break
+            if (reason := stop.reason) is not None and epoch < train_cfg.epochs:
+                raise Interrupted(run, reason)
+
+    # ------------------------------------------------------------------ final weights
+    _write_history(run, history)
+    restore = train_cfg.early_stopping is not None and train_cfg.early_stopping.restore_best
+    if restore and best_state is not None:
+        network.load_state_dict(best_state)
+    kept_epoch = best.best_epoch + 1 if restore else len(history)
+    atomic_save({"hepdl_version": __version__, "spec": spec, "model": network.state_dict(),
+                 "epoch": kept_epoch}, run / MODEL)
+    update_meta(run, epochs_trained=len(history), model_epoch=kept_epoch,
+                best_epoch=best.best_epoch + 1, trained=now())
+    return run

@@ -1,0 +1,84 @@
+"""The training objective: the loss of the task, class weights, and L1/L2 weight penalties."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from hepdl.errors import ConfigError
+
+
+def class_weight_vector(setting, labels: np.ndarray, class_names: list[str]) -> torch.Tensor | None:
+    """Per-class loss weights: explicit (list or by name), ``balanced``, or None.
+
+    ``balanced`` is scikit-learn's ``n_events / (n_classes * n_events_of_class)``.
+    """
+    if setting is None:
+        return None
+    n = len(class_names)
+    if setting == "balanced":
+        from sklearn.utils.class_weight import compute_class_weight
+
+        present = np.unique(labels)
+        weights = np.ones(n)
+        weights[present] = compute_class_weight("balanced", classes=present, y=labels)
+    elif isinstance(setting, dict):
+        unknown = sorted(set(setting) - set(class_names))
+        if unknown:
+            raise ConfigError("train.class_weights",
+                              f"unknown class {unknown[0]!r}; the classes are {class_names}")
+        weights = np.array([setting.get(name, 1.0) for name in class_names])
+    else:
+        if len(setting) != n:
+            raise ConfigError("train.class_weights",
+                              f"expected {n} weights (one per class {class_names}), "
+                              f"got {len(setting)}")
+        weights = np.asarray(setting, dtype=float)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+class Objective:
+    """``loss(logits, labels) + l1 sum|W| + l2 sum W^2`` (weights of matrices and kernels only).
+
+    Class weights give each event the weight of its true class; the mean is weighted, as in
+    ``torch.nn.CrossEntropyLoss(weight=...)``.
+    """
+
+    def __init__(self, loss: str, *, class_weights: torch.Tensor | None = None, l1: float = 0.0,
+                 l2: float = 0.0):
+        self.loss = loss
+        self.class_weights = class_weights
+        self.l1, self.l2 = l1, l2
+
+    def data_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.loss == "mse":
+            return F.mse_loss(logits.squeeze(1) if labels.ndim == 1 else logits, labels)
+        if self.loss == "cross_entropy":
+            return F.cross_entropy(logits, labels, weight=self.class_weights)
+        # bce: one sigmoid for two classes, else one per class against one-hot targets
+        if logits.shape[1] == 1:
+            target = labels.to(logits.dtype).unsqueeze(1)
+        else:
+            target = F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+        per_event = F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(1)
+        if self.class_weights is None:
+            return per_event.mean()
+        w = self.class_weights[labels]
+        return (per_event * w).sum() / w.sum()
+
+    def penalty(self, model: torch.nn.Module) -> torch.Tensor | float:
+        if not (self.l1 or self.l2):
+            return 0.0
+        weights = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+        total = 0.0
+        if self.l1:
+            total = total + self.l1 * sum(w.abs().sum() for w in weights)
+        if self.l2:
+            total = total + self.l2 * sum(w.pow(2).sum() for w in weights)
+        return total
+
+    def __call__(self, model, logits, labels) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(total, data_loss)``: what is minimized, and the loss alone for the logs."""
+        data = self.data_loss(logits, labels)
+        return data + self.penalty(model), data

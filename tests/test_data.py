@@ -1,0 +1,167 @@
+import numpy as np
+import pytest
+
+from hepdl.config import DataConfig, SplitConfig
+from hepdl.data import load_dataset, load_splits, split_indices
+from hepdl.data.inspect import inspect_file
+from hepdl.errors import DataError, KeyNotFoundError
+
+from .conftest import blobs, write_table
+
+FEATURES = ["x0", "x1", "x2", "x3"]
+
+
+def data(**source) -> DataConfig:
+    return DataConfig.model_validate({"source": source})
+
+
+def test_every_format_reads_the_same_events(npz_file, h5_file, root_file, tmp_path, blob_arrays):
+    features, labels, energy = blob_arrays
+    readers = [
+        data(kind="npz", path=str(npz_file), inputs={"x": "features"}, label="label",
+             observers={"energy": "energy"}),
+        data(kind="hdf5", path=str(h5_file), inputs={"x": "features"}, label="Event/label",
+             observers={"energy": "Event/energy"}),
+        data(kind="root", path=str(root_file), tree="events", inputs={"x": FEATURES},
+             label="label", observers={"energy": "energy"}),
+    ]
+    for suffix in (".parquet", ".csv"):
+        path = write_table(tmp_path / f"t{suffix}", features, labels, energy)
+        readers.append(data(kind="table", path=str(path), inputs={"x": FEATURES}, label="kind",
+                            observers={"energy": "energy"}))
+    for config in readers:
+        dataset = load_dataset(config)
+        np.testing.assert_allclose(dataset.inputs["x"], features, rtol=1e-6)
+        np.testing.assert_array_equal(dataset.labels, labels)
+        np.testing.assert_allclose(dataset.observers["energy"], energy)
+        assert dataset.inputs["x"].dtype == np.float32
+    # class names: sorted string labels, or the given order
+    assert load_dataset(readers[-1]).class_names == ["bkg", "sig"]
+    ordered = readers[-1].model_copy(deep=True)
+    ordered.source.class_names = ["sig", "bkg"]
+    np.testing.assert_array_equal(load_dataset(ordered).labels, 1 - labels)
+
+
+def test_files_are_concatenated_from_globs(tmp_path):
+    for i in range(3):
+        f, y, _ = blobs(50, seed=i)
+        np.savez(tmp_path / f"part{i}.npz", features=f, label=y)
+    dataset = load_dataset(data(kind="npz", path=str(tmp_path / "part*.npz"),
+                                inputs={"x": "features"}, label="label"))
+    assert len(dataset) == 150
+    np.testing.assert_allclose(dataset.inputs["x"][50:100], blobs(50, seed=1)[0])
+
+
+def test_missing_file_and_glob(tmp_path):
+    with pytest.raises(DataError, match="nope.npz: no such file"):
+        load_dataset(data(kind="npz", path=str(tmp_path / "nope.npz"), inputs={"x": "a"}))
+    with pytest.raises(DataError, match="no file matches"):
+        load_dataset(data(kind="npz", path=str(tmp_path / "*.npz"), inputs={"x": "a"}))
+
+
+def test_missing_key_lists_nearest_first(h5_file, root_file, npz_file):
+    with pytest.raises(KeyNotFoundError, match=r"no dataset 'featurse'; the file has 'features'"):
+        load_dataset(data(kind="hdf5", path=str(h5_file), inputs={"x": "featurse"}, label="l"))
+    with pytest.raises(KeyNotFoundError, match=r"no branch 'enrgy'; the file has 'energy'"):
+        load_dataset(data(kind="root", path=str(root_file), tree="events", inputs={"x": ["enrgy"]},
+                          label="label"))
+    with pytest.raises(KeyNotFoundError, match=r"no tree 'event'; the file has 'events'"):
+        load_dataset(data(kind="root", path=str(root_file), tree="event", inputs={"x": ["x0"]}))
+    with pytest.raises(KeyError):  # also a KeyError, like uproot's
+        load_dataset(data(kind="npz", path=str(npz_file), inputs={"x": "nope"}, label="label"))
+
+
+def test_nonfinite_inputs_error_with_counts_or_drop(tmp_path):
+    f, y, _ = blobs(100)
+    f[[5, 7], 2] = np.nan
+    f[7, 3] = np.inf
+    np.savez(tmp_path / "bad.npz", features=f, label=y)
+    config = data(kind="npz", path=str(tmp_path / "bad.npz"), inputs={"x": "features"},
+                  label="label")
+    with pytest.raises(DataError, match=r"x: 3 values in 2 events \(first event 5, feature 2\)"):
+        load_dataset(config)
+    config.nonfinite = "drop"
+    dataset = load_dataset(config)
+    assert len(dataset) == 98 and np.isfinite(dataset.inputs["x"]).all()
+
+
+def test_labels_out_of_range_and_single_class(tmp_path):
+    f, y, _ = blobs(100)
+    np.savez(tmp_path / "a.npz", features=f, label=np.where(np.arange(100) == 9, -1, y))
+    with pytest.raises(DataError, match=r"1 labels out of range 0..1 \(first: -1 at event 9\)"):
+        load_dataset(data(kind="npz", path=str(tmp_path / "a.npz"), inputs={"x": "features"},
+                          label="label"))
+    np.savez(tmp_path / "b.npz", features=f, label=y + 1)
+    with pytest.raises(DataError, match=r"labels out of range 0..1 \(first: 2"):
+        load_dataset(data(kind="npz", path=str(tmp_path / "b.npz"), inputs={"x": "features"},
+                          label="label", class_names=["b", "s"]))
+    np.savez(tmp_path / "c.npz", features=f, label=np.zeros(100, int))
+    config = DataConfig.model_validate({"source": {
+        "kind": "npz", "path": str(tmp_path / "c.npz"), "inputs": {"x": "features"},
+        "label": "label"}})
+    with pytest.raises(DataError, match="single class"):
+        load_splits(config, "classification", seed=0)
+
+
+def test_shape_mismatch_between_files_and_empty(tmp_path):
+    np.savez(tmp_path / "a.npz", features=np.zeros((5, 4)), label=np.arange(5) % 2)
+    np.savez(tmp_path / "b.npz", features=np.zeros((5, 3)), label=np.arange(5) % 2)
+    with pytest.raises(DataError, match=r"event shape differs between files: a.npz \(4,\), "
+                                        r"b.npz \(3,\)"):
+        load_dataset(data(kind="npz", path=[str(tmp_path / "a.npz"), str(tmp_path / "b.npz")],
+                          inputs={"x": "features"}, label="label"))
+    np.savez(tmp_path / "e.npz", features=np.zeros((0, 4)), label=np.zeros(0, int))
+    with pytest.raises(DataError, match=r"empty \(0 events\)"):
+        load_dataset(data(kind="npz", path=str(tmp_path / "e.npz"), inputs={"x": "features"},
+                          label="label"))
+
+
+def test_corrupt_files_are_one_line(tmp_path):
+    for name in ("bad.h5", "bad.npz", "bad.root", "bad.parquet"):
+        (tmp_path / name).write_bytes(b"this is not a data file" * 10)
+    kinds = {"bad.h5": "hdf5", "bad.npz": "npz", "bad.root": "root", "bad.parquet": "table"}
+    for name, kind in kinds.items():
+        extra = {"tree": "t"} if kind == "root" else {}
+        with pytest.raises(DataError, match=f"{name}: not a readable"):
+            load_dataset(data(kind=kind, path=str(tmp_path / name), inputs={"x": "a"}, **extra))
+
+
+def test_splits_are_disjoint_deterministic_and_by_fraction():
+    split = SplitConfig(train=0.6, val=0.2, test=0.2)
+    a, b = split_indices(1000, split, seed=4), split_indices(1000, split, seed=4)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    together = np.concatenate(list(a.values()))
+    assert len(together) == 1000 and len(np.unique(together)) == 1000
+    assert [len(a[k]) for k in ("train", "val", "test")] == [600, 200, 200]
+    assert not np.array_equal(split_indices(1000, split, seed=5)["test"], a["test"])
+
+
+def test_split_by_files(tmp_path):
+    for name, seed in (("tr", 0), ("te", 1)):
+        f, y, _ = blobs(80, seed=seed)
+        np.savez(tmp_path / f"{name}.npz", features=f, label=y)
+    config = DataConfig.model_validate({
+        "source": {"kind": "npz", "path": "unused", "inputs": {"x": "features"}, "label": "label"},
+        "split": {"files": {"train": str(tmp_path / "tr.npz"), "test": str(tmp_path / "te.npz")}}})
+    splits = load_splits(config, "classification", seed=0)
+    assert len(splits["train"]) == 80 and len(splits["val"]) == 0
+    np.testing.assert_allclose(splits["test"].inputs["x"], blobs(80, seed=1)[0])
+
+
+def test_inspect_reports_shape_range_and_nan(tmp_path, root_file):
+    import h5py
+
+    with h5py.File(tmp_path / "i.h5", "w") as f:
+        values = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+        values[1, 2, 3] = np.nan
+        f.create_dataset("ECAL", data=values, chunks=(1, 3, 4), compression="gzip")
+    (summary,) = inspect_file(tmp_path / "i.h5")
+    assert summary.shape == (2, 3, 4) and summary.dtype == "float32"
+    assert (summary.minimum, summary.maximum, summary.nonfinite) == (0.0, 22.0, 1)
+    names = {s.name for s in inspect_file(root_file)}
+    assert names == {"events/x0", "events/x1", "events/x2", "events/x3", "events/label",
+                     "events/energy"}
+    with pytest.raises(DataError, match="unknown file type '.txt'"):
+        (tmp_path / "a.txt").write_text("x")
+        inspect_file(tmp_path / "a.txt")

@@ -1,0 +1,229 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from hepdl.config import OptimizerConfig, ScheduleConfig, config_from_dict
+from hepdl.errors import ConfigError, TrainingError
+from hepdl.runs import Run, read_meta
+from hepdl.train import Interrupted, fit
+from hepdl.train.losses import Objective, class_weight_vector
+from hepdl.train.optim import OPTIMIZERS, build_optimizer, build_schedule, step_schedule
+
+from .conftest import ROOT, small_config, write_config
+
+
+def lrs(schedule: ScheduleConfig, epochs=12, lr=0.1, monitored=None):
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=lr)
+    sched = build_schedule(schedule, optimizer, epochs)
+    out = []
+    for t in range(epochs):
+        out.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        step_schedule(sched, monitored[t] if monitored else 0.0)
+    return np.array(out)
+
+
+def test_schedules_follow_the_formulas_of_seeds_002():
+    t = np.arange(12)
+    np.testing.assert_allclose(lrs(ScheduleConfig(name="time", k=0.5)), 0.1 / (1 + 0.5 * t))
+    np.testing.assert_allclose(lrs(ScheduleConfig(name="step", tau=4, gamma=0.3)),
+                               0.1 * 0.3 ** (t // 4))
+    np.testing.assert_allclose(lrs(ScheduleConfig(name="exponential", tau=5)),
+                               0.1 * np.exp(-t / 5))
+    np.testing.assert_allclose(lrs(ScheduleConfig(name="cosine")),
+                               0.05 * (1 + np.cos(np.pi * t / 12)), atol=1e-12)
+    plateau = lrs(ScheduleConfig(name="plateau", patience=1, gamma=0.5), monitored=[1.0] * 12)
+    assert plateau[0] == 0.1 and plateau[-1] < 0.1 * 0.5**3  # halves every 2 flat epochs
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_minimizes_a_quadratic(name):
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.tensor([3.0, -2.0]))
+    lr = {"adadelta": 20.0, "adagrad": 0.5}.get(name, 0.05)
+    optimizer = build_optimizer(OptimizerConfig(name=name), [w], lr)
+    for _ in range(200):
+        optimizer.zero_grad()
+        (w**2).sum().backward()
+        optimizer.step()
+    assert float((w**2).sum().detach()) < 0.5, name
+
+
+def test_optimizer_names_imply_their_options():
+    w = [torch.nn.Parameter(torch.zeros(1))]
+    assert build_optimizer(OptimizerConfig(name="amsgrad"), w, 1e-3).defaults["amsgrad"]
+    nesterov = build_optimizer(OptimizerConfig(name="nesterov"), w, 1e-3).defaults
+    assert nesterov["nesterov"] and nesterov["momentum"] == 0.9
+    with pytest.raises(ConfigError, match=r"train.optimizer.options: Adam rejects"):
+        build_optimizer(OptimizerConfig(name="adam", options={"momentum": 0.9}), w, 1e-3)
+
+
+def test_class_weights_balanced_explicit_and_checked():
+    labels = np.array([0] * 80 + [1] * 20)
+    np.testing.assert_allclose(class_weight_vector("balanced", labels, ["a", "b"]).numpy(),
+                               [100 / (2 * 80), 100 / (2 * 20)])
+    np.testing.assert_allclose(class_weight_vector({"b": 3.0}, labels, ["a", "b"]).numpy(), [1, 3])
+    with pytest.raises(ConfigError, match="expected 2 weights"):
+        class_weight_vector([1.0], labels, ["a", "b"])
+    with pytest.raises(ConfigError, match="unknown class 'c'"):
+        class_weight_vector({"c": 1.0}, labels, ["a", "b"])
+
+
+def test_objective_weights_and_penalties():
+    model = torch.nn.Linear(3, 2)
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    labels = torch.tensor([0, 1, 1])
+    weights = torch.tensor([1.0, 4.0])
+    weighted = Objective("cross_entropy", class_weights=weights).data_loss(logits, labels)
+    per_event = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    expected = (per_event * weights[labels]).sum() / weights[labels].sum()
+    torch.testing.assert_close(weighted, expected)
+    total, data = Objective("cross_entropy", l1=0.1, l2=0.01)(model, logits, labels)
+    penalty = 0.1 * model.weight.abs().sum() + 0.01 * (model.weight**2).sum()  # no bias
+    torch.testing.assert_close(total - data, penalty)
+    # binary cross-entropy with one sigmoid output
+    bce = Objective("bce").data_loss(torch.tensor([[0.3], [-1.2]]), torch.tensor([1, 0]))
+    torch.testing.assert_close(bce, torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor([0.3, -1.2]), torch.tensor([1.0, 0.0])))
+
+
+def test_fit_writes_a_complete_checkpointed_run(tmp_path):
+    run = fit(config_from_dict(small_config(tmp_path)))
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "history.csv", "last.pt",
+                                                     "meta.json", "model.pt"]
+    history = Run.load(run).history
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    last = torch.load(run / "last.pt", weights_only=True)
+    assert last["epoch"] == 3 and last["batch"] == 0 and "optimizer" in last
+
+
+def test_early_stopping_restores_the_best_weights(tmp_path):
+    from hepdl.data import load_splits
+    from hepdl.data.loader import InMemoryLoader
+    from hepdl.train.loop import validate
+
+    config = config_from_dict(small_config(
+        tmp_path, train={"epochs": 40, "lr": 0.05, "optimizer": "sgd",
+                         "early_stopping": {"patience": 2}, "threads": 1},
+        model={"width": 64, "depth": 2}))
+    run = fit(config)
+    history = Run.load(run).history
+    best = int(history["val_loss"].idxmin())
+    assert len(history) == best + 1 + 2 < 40  # stopped two epochs after the best
+    assert read_meta(run)["model_epoch"] == best + 1
+    val = load_splits(config.data, config.task, config.seed)["val"]
+    loss = validate(Run.load(run).network(), InMemoryLoader(val, batch_size=4096),
+                    Objective("cross_entropy"))["val_loss"]
+    assert loss == pytest.approx(history["val_loss"][best], rel=1e-5)
+
+
+def test_nan_loss_fails_the_run_and_keeps_the_checkpoint(tmp_path):
+    config = config_from_dict(small_config(tmp_path, preprocess={},
+                                           train={"lr": 1e6, "optimizer": "sgd", "epochs": 3}))
+    with pytest.raises(TrainingError, match=r"loss became (nan|inf) at epoch 1, batch \d+ "
+                                            r"\(lr 1e\+06\)"):
+        fit(config)
+    run = tmp_path / "runs" / "t"
+    meta = read_meta(run)
+    assert meta["status"] == "failed" and "loss became" in meta["reason"]
+    assert (run / "last.pt").is_file() and not (run / "model.pt").exists()
+
+
+def state(run) -> dict:
+    return torch.load(run / "model.pt", weights_only=True)["model"]
+
+
+def test_resume_after_interruptions_matches_an_uninterrupted_run(tmp_path):
+    base = small_config(tmp_path, train={"epochs": 2, "batch_size": 256, "threads": 1},
+                        model={"width": 32, "depth": 2, "dropout": 0.2})
+    reference = fit(config_from_dict(base))
+    # stop after every single step, then resume until done: each resume starts mid-epoch
+    interrupted = config_from_dict(small_config(
+        tmp_path, name="cut", train={**base["train"], "time_limit": 1e-9},
+        model=base["model"]))
+    with pytest.raises(Interrupted, match="time limit"):
+        run = fit(interrupted)
+    run = tmp_path / "runs" / "cut"
+    assert read_meta(run)["status"] == "interrupted"
+    for _ in range(20):
+        try:
+            fit(resume=run)
+            break
+        except Interrupted:
+            continue
+    assert Run.load(run).history["epoch"].tolist() == [1, 2]
+    for key, value in state(reference).items():
+        torch.testing.assert_close(state(run)[key], value, msg=key)
+
+
+def _wait_for_rows(path, rows, process, timeout=60):
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if path.is_file() and len(path.read_text().splitlines()) > rows:
+            return
+        assert process.poll() is None, "training ended before it could be stopped"
+        time.sleep(0.005)
+    raise AssertionError("no progress")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, cli, how):
+    base = small_config(tmp_path, train={"epochs": 12, "batch_size": 8, "threads": 1,
+                                         "lr": 1e-3},
+                        model={"width": 64, "depth": 2, "dropout": 0.1})
+    path = write_config(tmp_path / "c.yaml", {**base, "name": "killed"})
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    process = subprocess.Popen([sys.executable, "-m", "hepdl", "train", str(path)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+    run = tmp_path / "runs" / "killed"
+    _wait_for_rows(run / "history.csv", 2, process)
+    process.send_signal(getattr(signal, how))
+    code = process.wait(60)
+    meta = read_meta(run)
+    if how == "SIGTERM":  # a clean stop: checkpoint, status, exit code 3
+        assert code == 3 and meta["status"] == "interrupted", process.stderr.read()
+        assert "SIGTERM received" in meta["reason"]
+    else:
+        assert code == -9 and meta["status"] == "running"
+    assert len(Run.load(run).history) < 12
+    result = cli("train", run, "--resume")
+    assert result.exit_code == 0, result.output
+    assert read_meta(run)["status"] == "completed"
+    reference = fit(config_from_dict({**base, "name": "reference"}))
+    assert Run.load(run).history["train_loss"].tolist() == pytest.approx(
+        Run.load(reference).history["train_loss"].tolist(), rel=1e-6)
+    for key, value in state(reference).items():
+        torch.testing.assert_close(state(run)[key], value, msg=key)
+
+
+def test_fine_tuning_takes_weights_and_freezes_by_pattern(tmp_path):
+    source = fit(config_from_dict(small_config(tmp_path, name="source")))
+    tuned = fit(config_from_dict(small_config(
+        tmp_path, name="tuned", train={"init_from": str(source), "freeze": ["body.hidden.*"],
+                                       "epochs": 2})))
+    before, after = state(source), state(tuned)
+    torch.testing.assert_close(after["body.hidden.0.weight"], before["body.hidden.0.weight"])
+    torch.testing.assert_close(after["preprocess.pixels.0.mean_"],
+                               before["preprocess.pixels.0.mean_"])
+    assert not torch.allclose(after["body.output.weight"], before["body.output.weight"])
+    with pytest.raises(ConfigError, match=r"train.freeze: \['nothing\*'\] match no parameter"):
+        fit(config_from_dict(small_config(tmp_path, name="bad", train={"freeze": ["nothing*"]})))
+
+
+def test_meta_records_versions_and_commit(tmp_path):
+    run = fit(config_from_dict(small_config(tmp_path)))
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["torch_version"] == torch.__version__
+    assert meta["seed"] == 3 and meta["hepdl_version"]
+    assert math.isfinite(meta.get("epochs_trained", float("nan")))
