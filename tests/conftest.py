@@ -88,7 +88,7 @@ def small_config(tmp_path: Path, **sections) -> dict:
         "train": {"epochs": 3, "batch_size": 64, "lr": 3e-3, "threads": 1},
     }
     for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
+        if key in {"train", "model"} and isinstance(value, dict):
             config[key] = {**config[key], **value}
         else:
             config[key] = value

@@ -227,3 +227,46 @@ def test_meta_records_versions_and_commit(tmp_path):
     assert meta["torch_version"] == torch.__version__
     assert meta["seed"] == 3 and meta["hepdl_version"]
     assert math.isfinite(meta.get("epochs_trained", float("nan")))
+
+
+def test_regression_with_mse_on_a_parquet_table(tmp_path):
+    from .conftest import blobs, write_table
+
+    features, labels, _ = blobs(1500, seed=4)
+    energy = 50 + 20 * features[:, 0] + 5 * features[:, 1] ** 2  # a smooth target
+    write_table(tmp_path / "e.parquet", features, labels, energy)
+    config = config_from_dict(small_config(
+        tmp_path, data={"source": {"kind": "table", "path": str(tmp_path / "e.parquet"),
+                                   "inputs": {"x": ["x0", "x1", "x2", "x3"]}, "label": "energy",
+                                   "observers": {"energy": "energy"}}},
+        preprocess={"x": ["standardize"]}, model={"width": 64, "depth": 2},
+        train={"loss": "mse", "epochs": 60, "lr": 3e-3, "batch_size": 64, "threads": 1},
+        evaluate={"bins": {"energy": [0, 50, 100, 300]}}))
+    from hepdl.api import _complete
+
+    run = _complete(fit(config))
+    metrics = run.metrics
+    assert metrics["task"] == "regression"
+    # a constant guess has mse = var(target); the network must do far better
+    assert metrics["mse"] < 0.05 * float(np.var(energy))
+    assert "binned_energy.png" in metrics["plots"] and "regression.png" in metrics["plots"]
+
+
+def test_binary_bce_run_and_a_repeat_from_the_resolved_config(tmp_path, npz_file):
+    config = config_from_dict(small_config(
+        tmp_path, data={"source": {"kind": "npz", "path": str(npz_file),
+                                   "inputs": {"x": "features"}, "label": "label",
+                                   "class_names": ["bkg", "sig"]}},
+        preprocess={"x": ["standardize"]}, train={"loss": "bce", "epochs": 15, "threads": 1}))
+    first = fit(config)
+    spec = torch.load(first / "model.pt", weights_only=True)["spec"]
+    assert spec["n_outputs"] == 1  # one sigmoid for two classes
+    from hepdl.config import load_config
+    from hepdl.evaluate import evaluate_run
+
+    # two classes shifted by 1 sigma in each of 4 features: optimal AUC = Phi(1) = 0.92
+    assert evaluate_run(first)["auc"]["sig"] > 0.85
+    again = fit(load_config(first / "config.yaml"))
+    assert again.name == "t_2"
+    assert Run.load(again).history["val_loss"].tolist() == Run.load(first).history[
+        "val_loss"].tolist()

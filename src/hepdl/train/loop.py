@@ -230,13 +230,14 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console) -> Path:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
-                        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:,.0f} ev/s"),
+                        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[metric]}  "
+                                   "{task.fields[rate]:,.0f} ev/s"),
                         TimeRemainingColumn(), console=console, transient=True,
                         disable=console is None)
     network.train()
     with StopRequest(train_cfg.time_limit) as stop, progress:
         task = progress.add_task("train", total=len(train_loader), epoch=epoch + 1, loss=0.0,
-                                 rate=0.0)
+                                 rate=0.0, metric="")
         while epoch < train_cfg.epochs:
             progress.reset(task, total=len(train_loader), completed=start_batch)
             progress.update(task, epoch=epoch + 1)
@@ -279,6 +280,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console) -> Path:
             step_schedule(schedule, monitored)
             if stopper is not None:
                 stopper.update(monitored, epoch)
+            metric = {k: row[k] for k in ("val_accuracy", "val_loss") if k in row}
+            progress.update(task, metric="  ".join(f"{k} {v:.4f}" for k, v in metric.items()))
             _print(console, f"epoch {epoch + 1}/{train_cfg.epochs}  " + "  ".join(
                 f"{k} {row[k]:.4g}" for k in ("train_loss", "val_loss", "val_accuracy", "lr")
                 if k in row) + f"  {row['seconds']:.2f} s")
