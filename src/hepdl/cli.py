@@ -119,6 +119,40 @@ def predict(
     _console().print(f"wrote {api.predict(run, input, output)}")
 
 
+make_app = typer.Typer(no_args_is_help=True, help="Generate embedded datasets offline.")
+data_app.add_typer(make_app, name="make")
+
+
+@make_app.command("calo")
+@command
+def make_calo(
+    events: Annotated[int, typer.Option(min=1, help="Number of events (classes balanced).")],
+    out: Annotated[Path, typer.Option(help="Output HDF5 file (LCD V2 layout).")],
+    seed: Annotated[int, typer.Option(help="Random seed; same file for any --workers.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    energy_min: Annotated[float, typer.Option(help="Lowest particle energy, GeV.")] = 10.0,
+    energy_max: Annotated[float, typer.Option(help="Highest particle energy, GeV.")] = 510.0,
+):
+    """LCD-style calorimeter events: e-, gamma, pi0, pi+- in 25x25x25 ECAL and 5x5x60 HCAL."""
+    from rich.progress import Progress
+
+    from hepdl.errors import ConfigError
+    from hepdl.generate.calo import Simulation, make_calo
+
+    if not 0 < energy_min < energy_max:
+        raise ConfigError("--energy-min/--energy-max",
+                          f"need 0 < min < max, got {energy_min} and {energy_max}")
+    console = _console()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("calo events", total=events)
+        path, occupancy = make_calo(
+            out, events, seed=seed, workers=workers,
+            sim=Simulation(energy_min=energy_min, energy_max=energy_max),
+            progress=lambda n: progress.advance(task, n))
+    console.print(f"wrote {events} events to {path}; mean occupancy ECAL "
+                  f"{occupancy['ECAL']:.2%}, HCAL {occupancy['HCAL']:.2%}", soft_wrap=True)
+
+
 @data_app.command("inspect")
 @command
 def data_inspect(path: Annotated[Path, typer.Argument(help="HDF5, NumPy, Parquet, CSV or ROOT.")]):

@@ -1,0 +1,1 @@
+"""Embedded datasets made offline and seeded: the LCD-style calorimeter simulation (more later)."""
