@@ -316,47 +316,62 @@ def _hadron_spots(event, energy, start_lambda, x, y, sim: Simulation, rng):
             y[owner] + r * np.sin(phi), (energy / np.maximum(n, 1))[owner])
 
 
-def _deposit(image: np.ndarray, event, lateral_x, lateral_y, layer, energy, cell_mm):
-    """Add spot energies to the flattened (n_events, nx, ny, n_layers) image (np.bincount)."""
-    n_events, nx, ny, nl = image.shape
-    # far-out spots (a soft shower's tail radius grows without bound deep in the stack) are
-    # outside the window anyway: clip before the integer cast
-    far = 1e6
-    ix = np.floor(np.clip(lateral_x / cell_mm, -far, far) + nx / 2).astype(np.int64)
-    iy = np.floor(np.clip(lateral_y / cell_mm, -far, far) + ny / 2).astype(np.int64)
-    layer = np.floor(np.clip(layer, -far, far)).astype(np.int64)
-    inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny) & (layer >= 0) & (layer < nl)
-    flat = ((event[inside].astype(np.int64) * nx + ix[inside]) * ny + iy[inside]) * nl \
-        + layer[inside]
-    image.reshape(-1)[:] += np.bincount(flat, weights=energy[inside], minlength=image.size)
+class _Image:
+    """The deposits of a block into one (n_events, nx, ny, n_layers) image.
 
+    Deposits are collected as (cell index, energy) and summed by one ``np.bincount`` at read
+    out; shower deposits take the sampling fluctuation, track deposits (single particles,
+    already Landau-distributed) do not.
+    """
 
-def _readout(image: np.ndarray, tracks: np.ndarray, stochastic: float, mip: float,
-             geo: CaloGeometry, rng) -> None:
-    """Sampling fluctuations of shower deposits, then the track deposits (a single particle:
-    already Landau-distributed), noise and zero suppression, in place on hit cells only
-    (a noise-only cell passes the 5-sigma threshold with probability 3e-7; those few are drawn
-    as a Poisson number of cells with values from the Gaussian tail)."""
-    from scipy import stats
+    def __init__(self, n_events: int, shape: tuple[int, int, int], cell_mm: float):
+        self.shape = (n_events, *shape)
+        self.cell_mm = cell_mm
+        self.showers: list[tuple[np.ndarray, np.ndarray]] = []
+        self.tracks: list[tuple[np.ndarray, np.ndarray]] = []
 
-    flat = image.reshape(-1)
-    hit = np.flatnonzero(flat)
-    # sampling: a gamma distribution of mean E and variance a^2 E (a Gaussian would go negative
-    # for the many small deposits and bias the sum up once negatives are cut)
-    values = rng.gamma(flat[hit] / stochastic**2, stochastic**2)
-    flat[hit] = values
-    flat += tracks.reshape(-1)
-    hit = np.flatnonzero(flat)
-    values = flat[hit] + rng.standard_normal(len(hit)) * geo.noise_mip * mip
-    threshold = geo.threshold_mip * mip
-    flat[hit] = np.where(values >= threshold, values, 0.0)
-    z = geo.threshold_mip / geo.noise_mip
-    n_noise = rng.poisson(flat.size * stats.norm.sf(z))
-    if n_noise:
-        where = rng.integers(0, flat.size, n_noise)
-        empty = flat[where] == 0
-        flat[where[empty]] = stats.truncnorm.rvs(z, np.inf, size=int(empty.sum()),
-                                                 random_state=rng) * geo.noise_mip * mip
+    def add(self, event, lateral_x, lateral_y, layer, energy, track: bool = False) -> None:
+        _, nx, ny, nl = self.shape
+        # far-out spots (a soft shower's tail radius grows without bound deep in the stack)
+        # are outside the window anyway: clip before the integer cast
+        far = 1e6
+        ix = np.floor(np.clip(lateral_x / self.cell_mm, -far, far) + nx / 2).astype(np.int64)
+        iy = np.floor(np.clip(lateral_y / self.cell_mm, -far, far) + ny / 2).astype(np.int64)
+        layer = np.floor(np.clip(layer, -far, far)).astype(np.int64)
+        inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny) & (layer >= 0) & (layer < nl)
+        flat = ((np.asarray(event)[inside].astype(np.int64) * nx + ix[inside]) * ny
+                + iy[inside]) * nl + layer[inside]
+        (self.tracks if track else self.showers).append((flat, np.asarray(energy)[inside]))
+
+    def read_out(self, stochastic: float, mip: float, geo: CaloGeometry, rng) -> np.ndarray:
+        """Sampling fluctuations, tracks, noise and zero suppression, on hit cells only (a
+        noise-only cell passes the 5-sigma threshold with probability 3e-7: those few are drawn
+        as a Poisson number of cells with values from the Gaussian tail)."""
+        from scipy import stats
+
+        size = int(np.prod(self.shape))
+        index, energy = (np.concatenate(a) if a else np.empty(0) for a in zip(*self.showers,
+                                                                               strict=True))
+        flat = np.bincount(index.astype(np.int64), weights=energy, minlength=size)
+        hit = np.flatnonzero(flat)
+        # sampling: a gamma distribution of mean E and variance a^2 E (a Gaussian would go
+        # negative for the many small deposits and bias the sum up once negatives are cut)
+        flat[hit] = rng.gamma(flat[hit] / stochastic**2, stochastic**2)
+        if self.tracks:
+            track_index = np.concatenate([t[0] for t in self.tracks])
+            new_cells = np.unique(track_index[flat[track_index] == 0])
+            np.add.at(flat, track_index, np.concatenate([t[1] for t in self.tracks]))
+            hit = np.concatenate([hit, new_cells])
+        values = flat[hit] + rng.standard_normal(len(hit)) * geo.noise_mip * mip
+        flat[hit] = np.where(values >= geo.threshold_mip * mip, values, 0.0)
+        z = geo.threshold_mip / geo.noise_mip
+        n_noise = rng.poisson(size * stats.norm.sf(z))
+        if n_noise:
+            where = rng.integers(0, size, n_noise)
+            empty = flat[where] == 0
+            flat[where[empty]] = stats.truncnorm.rvs(z, np.inf, size=int(empty.sum()),
+                                                     random_state=rng) * geo.noise_mip * mip
+        return flat.astype(np.float32).reshape(self.shape)
 
 
 def simulate(pdg: np.ndarray, energy: np.ndarray, sim: Simulation, rng: np.random.Generator):
@@ -412,8 +427,8 @@ def simulate(pdg: np.ndarray, energy: np.ndarray, sim: Simulation, rng: np.rando
 
     # charged pions: a MIP track to the interaction point, then a hadronic shower
     pion = events[apdg == 211]
-    ecal, ecal_tracks = np.zeros((2, n, *geo.ecal_shape))
-    hcal, hcal_tracks = np.zeros((2, n, *geo.hcal_shape))
+    ecal = _Image(n, geo.ecal_shape, geo.ecal_cell_mm)
+    hcal = _Image(n, geo.hcal_shape, geo.hcal_cell_mm)
     if len(pion):
         had = sim.hadronic
         e_pi = energy[pion]
@@ -434,31 +449,26 @@ def simulate(pdg: np.ndarray, energy: np.ndarray, sim: Simulation, rng: np.rando
         ev, depth_l, hx, hy, he = _hadron_spots(pion, e_pi * (1 - f_em) * response, depth,
                                                 jitter_x[pion], jitter_y[pion], sim, rng)
         in_ecal = depth_l < geo.ecal_lambda
-        _deposit(ecal, ev[in_ecal], hx[in_ecal], hy[in_ecal],
-                 geo.ecal_layer_at(geo.lambda_to_x0(depth_l[in_ecal])), he[in_ecal],
-                 geo.ecal_cell_mm)
-        _deposit(hcal, ev[~in_ecal], hx[~in_ecal], hy[~in_ecal],
-                 (depth_l[~in_ecal] - geo.ecal_lambda) / geo.hcal_layer_lambda, he[~in_ecal],
-                 geo.hcal_cell_mm)
-        _mip_track(ecal_tracks, hcal_tracks, pion, depth, jitter_x[pion], jitter_y[pion], geo,
-                   rng)
+        ecal.add(ev[in_ecal], hx[in_ecal], hy[in_ecal],
+                 geo.ecal_layer_at(geo.lambda_to_x0(depth_l[in_ecal])), he[in_ecal])
+        hcal.add(ev[~in_ecal], hx[~in_ecal], hy[~in_ecal],
+                 (depth_l[~in_ecal] - geo.ecal_lambda) / geo.hcal_layer_lambda, he[~in_ecal])
+        _mip_track(ecal, hcal, pion, depth, jitter_x[pion], jitter_y[pion], geo, rng)
 
     ev, depth, sx, sy, se = _em_spots(showers, sim, rng)
     in_ecal = depth < geo.ecal_depth_x0
-    _deposit(ecal, ev[in_ecal], sx[in_ecal], sy[in_ecal], geo.ecal_layer_at(depth[in_ecal]),
-             se[in_ecal], geo.ecal_cell_mm)
-    _deposit(hcal, ev[~in_ecal], sx[~in_ecal], sy[~in_ecal],
-             (depth[~in_ecal] - geo.ecal_depth_x0) / geo.hcal_layer_x0, se[~in_ecal],
-             geo.hcal_cell_mm)
+    ecal.add(ev[in_ecal], sx[in_ecal], sy[in_ecal], geo.ecal_layer_at(depth[in_ecal]),
+             se[in_ecal])
+    hcal.add(ev[~in_ecal], sx[~in_ecal], sy[~in_ecal],
+             (depth[~in_ecal] - geo.ecal_depth_x0) / geo.hcal_layer_x0, se[~in_ecal])
     # charged particles entering the ECAL ionize its front layer
     charged_event, charged_x, charged_y = showers.charged_arrays()
-    _deposit(ecal_tracks, charged_event, charged_x, charged_y, np.zeros(len(charged_event)),
-             _landau(geo.ecal_mip_gev, len(charged_event), rng), geo.ecal_cell_mm)
+    ecal.add(charged_event, charged_x, charged_y, np.zeros(len(charged_event)),
+             _landau(geo.ecal_mip_gev, len(charged_event), rng), track=True)
 
-    _readout(ecal, ecal_tracks, geo.ecal_stochastic, geo.ecal_mip_gev, geo, rng)
-    _readout(hcal, hcal_tracks, geo.hcal_stochastic, geo.hcal_mip_gev, geo, rng)
     truth["entry_x"], truth["entry_y"] = jitter_x, jitter_y
-    return ecal.astype(np.float32), hcal.astype(np.float32), truth
+    return (ecal.read_out(geo.ecal_stochastic, geo.ecal_mip_gev, geo, rng),
+            hcal.read_out(geo.hcal_stochastic, geo.hcal_mip_gev, geo, rng), truth)
 
 
 def _landau(mip: float, size: int, rng) -> np.ndarray:
@@ -469,7 +479,7 @@ def _landau(mip: float, size: int, rng) -> np.ndarray:
     return np.maximum(stats.moyal.rvs(loc=mip, scale=0.1 * mip, size=size, random_state=rng), 0)
 
 
-def _mip_track(ecal, hcal, pion, depth, x, y, geo: CaloGeometry, rng) -> None:
+def _mip_track(ecal: _Image, hcal: _Image, pion, depth, x, y, geo: CaloGeometry, rng) -> None:
     """Minimum-ionizing losses (Landau: a Moyal distribution, width 0.1 of the most probable
     value) in every layer the pion crosses before it interacts."""
 
@@ -478,13 +488,12 @@ def _mip_track(ecal, hcal, pion, depth, x, y, geo: CaloGeometry, rng) -> None:
     n_ecal = np.minimum(plates + 1, geo.ecal_layers)
     n_hcal = np.clip(np.floor((depth - geo.ecal_lambda) / geo.hcal_layer_lambda), 0,
                      geo.hcal_layers)
-    for image, count, mip, cell in ((ecal, n_ecal, geo.ecal_mip_gev, geo.ecal_cell_mm),
-                                    (hcal, n_hcal, geo.hcal_mip_gev, geo.hcal_cell_mm)):
+    for image, count, mip in ((ecal, n_ecal, geo.ecal_mip_gev), (hcal, n_hcal, geo.hcal_mip_gev)):
         count = count.astype(np.int64)
         owner = np.repeat(np.arange(len(pion)), count)
         layer = np.arange(len(owner)) - np.repeat(np.cumsum(count) - count, count)
-        _deposit(image, pion[owner], x[owner], y[owner], layer, _landau(mip, len(owner), rng),
-                 cell)
+        image.add(pion[owner], x[owner], y[owner], layer, _landau(mip, len(owner), rng),
+                  track=True)
 
 
 def particle_momentum(pdg: np.ndarray, energy: np.ndarray) -> np.ndarray:
