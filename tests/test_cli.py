@@ -209,7 +209,7 @@ def test_bad_input_unknown_config_key(tmp_path, cli):
 
 
 def test_bad_input_nan_loss_marks_the_run_failed(tmp_path, cli):
-    config = small_config(tmp_path, preprocess={}, train={"lr": 1e6, "optimizer": "sgd"})
+    config = small_config(tmp_path, train={"lr": 1e6, "optimizer": "sgd"})
     line = train_line(cli, tmp_path, config)
     assert "loss became" in line and "try a lower train.lr" in line
     meta = read_meta(tmp_path / "runs" / "t")

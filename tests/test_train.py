@@ -128,7 +128,7 @@ def test_early_stopping_restores_the_best_weights(tmp_path):
 
 
 def test_nan_loss_fails_the_run_and_keeps_the_checkpoint(tmp_path):
-    config = config_from_dict(small_config(tmp_path, preprocess={},
+    config = config_from_dict(small_config(tmp_path,
                                            train={"lr": 1e6, "optimizer": "sgd", "epochs": 3}))
     with pytest.raises(TrainingError, match=r"loss became (nan|inf) at epoch 1, batch \d+ "
                                             r"\(lr 1e\+06\)"):
