@@ -95,9 +95,86 @@ class RootSource(FileSource):
     tree: str = Field(description="Name of the TTree in each file.")
 
 
+LcdLayout = Literal["v1", "v2", "v3", "v4", "merged"]
+LcdInput = Literal["ecal", "hcal"]
+LcdObserver = Literal["energy", "px", "py", "pz", "pdgID"]
+
+
+class LcdSource(Section):
+    """The LCD (CLIC) calorimeter images: ECAL (N, 25, 25, 25) and HCAL (N, 5, 5, 60) per event.
+
+    Layouts (REFERENCES.md): ``v1`` one file per particle (``EleEscan_1_2.h5``), keys ``ECAL``,
+    ``HCAL``, ``target`` (N, 1, 5); ``v2``/``v3`` the same keys plus ``pdgID``; ``v4`` nested
+    groups ``ECAL/ECAL``, ``HCAL/HCAL``, ``Event/energy`` ... ``Event/pdgID``; ``merged`` all
+    particles in one file with the class in ``index`` (or ``OneHot``).
+
+    The class of an event: v1, the key of ``files`` or the file-name prefix before ``Escan``;
+    v2-v4, |pdgID| (11 Ele, 22 Gamma, 111 Pi0, 211 ChPi); merged, ``index`` named by
+    ``class_names``.
+    """
+
+    kind: Literal["lcd"]
+    layout: LcdLayout = Field(description="Key layout of the files: v1, v2, v3, v4 or merged.")
+    files: PathSpec | dict[str, PathSpec] = Field(
+        description="Files, globs or lists, read in order; or class name -> files (v1: the class "
+        "of those events; other layouts: only grouping). A plain v1 path takes the class from the "
+        "file name prefix before 'Escan' (EleEscan_1_2.h5 -> Ele)."
+    )
+    target_columns: list[str] = Field(
+        default_factory=lambda: ["energy", "px", "py", "pz", "pdgID"],
+        description="Names of the columns of 'target' (N, 1, k), in order (the order differs "
+        "between dataset versions); columns beyond the list are ignored. Not used by v4.",
+    )
+    class_names: list[str] | None = Field(
+        default=None, description="Class names in label-index order. merged: the names of index "
+        "0, 1, ... (default Ele, Gamma, Pi0, ChPi); other layouts: the order (and the allowed "
+        "set) of the classes found (default Ele, Gamma, Pi0, ChPi, then other v1 names sorted)."
+    )
+    inputs: list[LcdInput] = Field(
+        default_factory=lambda: ["ecal", "hcal"], description="Calorimeters handed to the model."
+    )
+    observers: list[LcdObserver] = Field(
+        default_factory=lambda: ["energy"],
+        description="Per-event truth kept beside predictions (from 'target', or Event/ in v4).",
+    )
+
+    @field_validator("files")
+    @classmethod
+    def _some_files(cls, value: PathSpec | dict[str, PathSpec]) -> PathSpec | dict[str, PathSpec]:
+        if not value:
+            raise ValueError("at least one file is required")
+        return value
+
+    @field_validator("inputs", "observers", "target_columns", "class_names")
+    @classmethod
+    def _unique(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"names must be unique, got {value}")
+        return value
+
+    @field_validator("inputs")
+    @classmethod
+    def _some_inputs(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one of 'ecal', 'hcal' is required")
+        return value
+
+    @model_validator(mode="after")
+    def _observers_in_target(self) -> LcdSource:
+        if self.layout != "v4":
+            missing = [name for name in self.observers if name not in self.target_columns]
+            if missing:
+                raise ValueError(f"observer {missing[0]!r} is not one of the target_columns "
+                                 f"{self.target_columns}")
+        return self
+
+
 Source = Annotated[
-    DigitsSource | NpzSource | Hdf5Source | TableSource | RootSource, Field(discriminator="kind")
+    DigitsSource | NpzSource | Hdf5Source | TableSource | RootSource | LcdSource,
+    Field(discriminator="kind"),
 ]
+
+STREAMING_KINDS = ("hdf5", "lcd")
 
 
 class SplitConfig(Section):
@@ -127,6 +204,25 @@ class DataConfig(Section):
     nonfinite: Literal["error", "drop"] = Field(
         default="error", description="NaN/Inf in inputs: stop with an error, or drop those events."
     )
+    in_memory: bool = Field(
+        default=True, description="false: data larger than memory; HDF5 files (source kind hdf5 "
+        "or lcd) are read chunk by chunk in a background thread, never whole.",
+    )
+    shuffle_buffer_mb: int = Field(
+        default=256, ge=1, description="in_memory: false: MiB of events, whole HDF5 chunks drawn "
+        "across all files, shuffled together for training.",
+    )
+
+    @model_validator(mode="after")
+    def _streamable(self) -> DataConfig:
+        if not self.in_memory and self.source.kind not in STREAMING_KINDS:
+            raise ValueError(f"in_memory: false streams HDF5 files; source kind "
+                             f"{self.source.kind!r} is read whole (use kind hdf5 or lcd, or "
+                             "in_memory: true)")
+        if not self.in_memory and self.nonfinite == "drop":
+            raise ValueError("nonfinite: drop needs in_memory: true (streamed events are counted "
+                             "from the file headers before they are read); use nonfinite: error")
+        return self
 
 
 # --------------------------------------------------------------------------- preprocessing

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hepdl.config import DataConfig, DigitsSource, FileSource, SplitConfig
+from hepdl.config import DataConfig, DigitsSource, FileSource, LcdSource, SplitConfig
 from hepdl.data.readers import expand_paths, read_arrays
-from hepdl.errors import DataError
+from hepdl.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
 
@@ -180,6 +180,18 @@ def load_dataset(data: DataConfig, task: str = "classification", path=None,
         arrays = _digits()
         inputs, raw_labels, observers, class_names = (
             {"pixels": arrays["pixels"]}, arrays["label"], {}, [str(i) for i in range(10)])
+    elif isinstance(source, LcdSource):
+        from hepdl.data.lcd import read_lcd
+
+        if task == "regression" and "energy" not in source.observers:
+            raise ConfigError("data.source.observers", "energy regression (loss: mse) takes the "
+                                                       "particle energy as target: add 'energy'")
+        events = read_lcd(source, path)
+        inputs, raw_labels, observers, class_names = (
+            events["inputs"], events["labels"], events["observers"], events["class_names"])
+        if task == "regression":  # the target is the particle energy (seeds/001)
+            raw_labels = observers["energy"]
+        where = str(path) if path else "data.source.files"
     else:
         arrays, label_key, observers = _read_file_source(source, path or source.path)
         inputs = _stack_inputs(source, arrays)
@@ -221,8 +233,67 @@ def split_indices(n: int, split: SplitConfig, seed: int) -> dict[str, np.ndarray
             "test": np.sort(order[n_train + n_val:])}
 
 
+def check_splits(splits: dict, task: str) -> None:
+    """Refuse an empty train or test split, and a training split of a single class.
+
+    ``splits`` maps split names to objects with ``len()``, ``labels`` and ``class_names``
+    (a :class:`Dataset`, or a streamed split whose events are not read yet).
+
+    Raises
+    ------
+    DataError
+        Naming the split, or the single class.
+    """
+    for name in ("train", "test"):
+        if len(splits[name]) == 0:
+            raise DataError(f"data.split.{name}", "is empty; give more events or a larger fraction")
+    if task == "classification":
+        present = np.unique(splits["train"].labels)
+        if len(present) < 2:
+            names = splits["train"].class_names
+            only = names[present[0]] if len(present) else "none"
+            raise DataError("data", f"the training split holds a single class ({only!r}); "
+                                    "classification needs at least two")
+
+
+class _SplitsOnDemand(dict):
+    """The splits of data larger than memory: a split's events are read when it is looked up.
+
+    ``load_splits(data, task, seed)["test"]`` reads the test events only (by index, chunk by
+    chunk); the checks of :func:`check_splits` ran on the labels alone.
+    """
+
+    def __init__(self, data: DataConfig, task: str, seed: int):
+        super().__init__()
+        from hepdl.data.streaming import streaming_splits
+
+        self.streamed = streaming_splits(data, task, seed)
+
+    def __missing__(self, name: str) -> Dataset:
+        self[name] = self.streamed[name].load()
+        return self[name]
+
+
+def load_split(data: DataConfig, task: str, seed: int, name: str) -> Dataset:
+    """One split's events only, read from HDF5 chunk by chunk (the rest is never read).
+
+    The split is the one :func:`load_splits` makes (the same events for the same ``seed``).
+
+    Raises
+    ------
+    DataError
+        As :func:`load_dataset` and :func:`check_splits`.
+    """
+    from hepdl.data.streaming import streaming_splits
+
+    return streaming_splits(data, task, seed)[name].load()
+
+
 def load_splits(data: DataConfig, task: str, seed: int) -> dict[str, Dataset]:
     """The train, val and test datasets: split by fraction with ``seed``, or read from split files.
+
+    With ``data.in_memory`` false no event is read here: each split is read (by index, chunk by
+    chunk) when it is first looked up, so ``load_splits(...)["test"]`` reads the test split only.
 
     Raises
     ------
@@ -230,6 +301,8 @@ def load_splits(data: DataConfig, task: str, seed: int) -> dict[str, Dataset]:
         As :func:`load_dataset`; also when the training split holds a single class or a split
         is empty.
     """
+    if not data.in_memory:
+        return _SplitsOnDemand(data, task, seed)
     if data.split.files is not None:
         splits = {name: load_dataset(data, task, path=files)
                   for name, files in data.split.files.items()}
@@ -245,14 +318,5 @@ def load_splits(data: DataConfig, task: str, seed: int) -> dict[str, Dataset]:
         dataset = load_dataset(data, task)
         index = split_indices(len(dataset), data.split, seed)
         splits = {name: dataset.subset(idx) for name, idx in index.items()}
-    for name in ("train", "test"):
-        if len(splits[name]) == 0:
-            raise DataError(f"data.split.{name}", "is empty; give more events or a larger fraction")
-    if task == "classification":
-        present = np.unique(splits["train"].labels)
-        if len(present) < 2:
-            names = splits["train"].class_names
-            only = names[present[0]] if len(present) else "none"
-            raise DataError("data", f"the training split holds a single class ({only!r}); "
-                                    "classification needs at least two")
+    check_splits(splits, task)
     return splits

@@ -9,7 +9,7 @@ to run before a fit and checks the event shape.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -115,6 +115,73 @@ class Chain(nn.Sequential):
             transform.fit(x)
             x = transform(x)
         return self
+
+    def fit_stream(self, chunks: Callable[[], Iterable[torch.Tensor]]) -> Chain:
+        """Fit on data too large for memory, from passes over chunks of training events.
+
+        See :func:`fit_streaming`; ``chunks()`` starts a new pass each time it is called.
+        """
+        fit_streaming({"x": self}, lambda: ({"x": chunk} for chunk in chunks()))
+        return self
+
+
+def _learns(transform: Transform) -> bool:
+    """Whether fitting changes a transform (it overrides ``partial_fit``), so needs a pass."""
+    return type(transform).partial_fit is not Transform.partial_fit
+
+
+def fit_streaming(chains: Mapping[str, Chain],
+                  chunks: Callable[[], Iterable[Mapping[str, torch.Tensor]]]) -> int:
+    """Fit the chains of several inputs with ``partial_fit`` over passes of chunked data.
+
+    Transform ``k`` of a chain learns from what transforms ``0..k-1`` make of the data, so it can
+    only be fitted once they are: pass ``k`` over the data feeds each chunk through the fitted
+    transforms ``0..k-1`` and into ``transform_k.partial_fit``. Transform ``k`` of every input is
+    fitted in the same pass, so the passes number the longest chain's transforms that learn
+    something; a transform with nothing to learn (no ``partial_fit`` of its own) costs no pass.
+    The result is :meth:`Chain.fit` on all the data at once, up to rounding, for every transform
+    whose ``partial_fit`` is exact (Standardize's is).
+
+    Parameters
+    ----------
+    chains : mapping of str to Chain
+        Input name -> its chain (``Network.preprocess``).
+    chunks : callable
+        Returns an iterable over chunks ``{input name: (n, *shape) tensor}`` of the training
+        split; called once per pass.
+
+    Returns
+    -------
+    int
+        The number of passes made over the data.
+
+    Example
+    -------
+    >>> fit_streaming(network.preprocess, loader.chunks)
+    1
+    """
+    passes = 0
+    depth = max((len(chain) for chain in chains.values()), default=0)
+    for k in range(depth):
+        learning = {}
+        for name, chain in chains.items():
+            if k < len(chain):
+                chain[k].reset()
+                if _learns(chain[k]):
+                    learning[name] = chain
+                else:
+                    chain[k].partial_fit(torch.empty(0, *chain[k].shape))
+        if not learning:
+            continue
+        passes += 1
+        with torch.no_grad():
+            for chunk in chunks():
+                for name, chain in learning.items():
+                    x = chunk[name]
+                    for transform in chain[:k]:
+                        x = transform(x)
+                    chain[k].partial_fit(x)
+    return passes
 
 
 def build_chain(specs: Sequence[Any], shape: Sequence[int], where: str) -> Chain:

@@ -21,6 +21,7 @@ from hepdl.data.dataset import load_splits
 from hepdl.data.loader import InMemoryLoader
 from hepdl.errors import ConfigError, HepdlError, TrainingError
 from hepdl.models import Network, network_spec
+from hepdl.preprocess.base import fit_streaming
 from hepdl.runs import (
     HISTORY,
     LAST,
@@ -159,19 +160,30 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
 def _train(config: Config, run: Path, checkpoint: dict | None, console) -> Path:
     train_cfg = config.train
     # ------------------------------------------------------------------ data
-    splits = load_splits(config.data, config.task, config.seed)
-    train_set, val_set = splits["train"], splits["val"]
     label_dtype = torch.float32 if config.task == "regression" else torch.long
-    train_loader = InMemoryLoader(train_set, batch_size=train_cfg.batch_size, shuffle=True,
-                                  seed=config.seed, label_dtype=label_dtype)
-    val_loader = InMemoryLoader(val_set, batch_size=max(train_cfg.batch_size, 1024),
-                                label_dtype=label_dtype)
+    if config.data.in_memory:
+        splits = load_splits(config.data, config.task, config.seed)
+        loader, options = InMemoryLoader, {}
+    else:  # larger than memory: HDF5 chunks read in a background thread as training goes
+        from hepdl.data.streaming import StreamingLoader, streaming_splits
+
+        splits = streaming_splits(config.data, config.task, config.seed)
+        loader = StreamingLoader
+        options = {"buffer_bytes": config.data.shuffle_buffer_mb * 2**20}
+    train_set, val_set = splits["train"], splits["val"]
+    train_loader = loader(train_set, batch_size=train_cfg.batch_size, shuffle=True,
+                          seed=config.seed, label_dtype=label_dtype, **options)
+    val_loader = loader(val_set, batch_size=max(train_cfg.batch_size, 1024),
+                        label_dtype=label_dtype, **options)
 
     # ------------------------------------------------------------------ model
     spec = network_spec(config, train_set.input_shapes, train_set.class_names)
     network = Network(spec)
     if checkpoint is None:
-        network.fit_preprocessing(train_loader.inputs)  # training split only
+        if config.data.in_memory:
+            network.fit_preprocessing(train_loader.inputs)  # training split only
+        else:  # partial_fit over passes of the training split, chunk by chunk
+            fit_streaming(network.preprocess, train_loader.chunks)
         if train_cfg.init_from:
             taken = _load_initial_weights(network, train_cfg.init_from)
             _print(console, f"initial weights: {len(taken)} tensors from {train_cfg.init_from}")

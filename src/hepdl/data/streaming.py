@@ -1,0 +1,632 @@
+"""Data larger than memory: HDF5 events read chunk by chunk, shuffled in a buffer, prefetched.
+
+Nothing here reads a whole file. The event counts come from the file headers, so the
+train/val/test split by fraction is a split of event numbers (:func:`split_indices`, the same
+events as in memory); each split then reads *blocks*, whole HDF5 chunks along the event axis,
+and keeps its own events of each block (one vectorized selection). Labels are small and are read
+whole up front.
+
+:class:`StreamingLoader` has the interface of :class:`~hepdl.data.loader.InMemoryLoader`:
+``len()`` batches, ``batches(epoch, start)`` and ``n_events``, and the order of an epoch depends
+only on ``(seed, epoch)``, so a resumed run sees the batches an uninterrupted one would. A
+background thread reads the next blocks while the network trains on the current ones.
+
+Each epoch reads every block that holds an event of the split. With a random split by event
+(the default) that is every block, for training and again for validation: the price of splitting
+events at random rather than by file (``data.split.files`` reads each file once per epoch).
+
+Example
+-------
+>>> splits = streaming_splits(config.data, "classification", seed=1)
+>>> loader = StreamingLoader(splits["train"], batch_size=1024, shuffle=True, seed=1)
+>>> for inputs, labels in loader.batches(epoch=0):
+...     ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hepdl.config import DataConfig, FileSource, LcdSource, PathSpec
+from hepdl.data.dataset import (
+    SPLITS,
+    Dataset,
+    _check_finite,
+    _encode_labels,
+    check_splits,
+    split_indices,
+)
+from hepdl.data.lcd import hdf5_dataset, read_lcd_observers, scan_lcd
+from hepdl.data.readers import expand_paths, open_hdf5, read_hdf5
+from hepdl.errors import ConfigError, DataError
+
+READ_BYTES = 16 * 2**20
+"""Bytes of events read at a time: whole HDF5 chunks, at least one, about this much."""
+
+Batch = tuple[dict[str, torch.Tensor], torch.Tensor | None]
+
+
+# --------------------------------------------------------------------------- files and blocks
+
+
+@dataclass
+class Blocks:
+    """Ranges of events read at once: ``lo:hi`` of file ``file``, starting at event ``start``
+    of all the files together (int64 arrays, one entry a block, in file order)."""
+
+    file: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    start: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.file)
+
+
+@dataclass
+class EventFiles:
+    """The events of an HDF5 source as files, with what the headers and the small keys say.
+
+    Attributes
+    ----------
+    files : list of Path
+        The files, in reading order.
+    counts : ndarray
+        Events in each file.
+    input_keys : dict
+        Model input -> a dataset path (an array of any shape), or a list of 1-D datasets stacked
+        as columns (N, k).
+    input_shapes : dict of str to tuple of int
+        Shape of one event of each input.
+    chunk_rows : ndarray
+        HDF5 chunk length along the event axis of the first input, per file (1 if contiguous).
+    labels : ndarray
+        Every event's label: class index (int64) or regression target (float32).
+    class_names : list of str
+        Class names in label-index order (empty for regression).
+    read_observers : callable
+        Returns the observers of every event, ``{name: (N,) float64}``.
+    nonfinite : {"error", "drop"}
+        What NaN/Inf in an input does: ``error`` stops at the first block that holds one.
+    """
+
+    files: list[Path]
+    counts: np.ndarray
+    input_keys: dict[str, str | list[str]]
+    input_shapes: dict[str, tuple[int, ...]]
+    chunk_rows: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    read_observers: Callable[[], dict[str, np.ndarray]] = field(repr=False)
+    nonfinite: str = "error"
+
+    @property
+    def n_events(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def event_bytes(self) -> int:
+        """Bytes of one event of all inputs, as float32."""
+        return sum(4 * int(np.prod(shape)) for shape in self.input_shapes.values())
+
+    def blocks(self, read_bytes: int = READ_BYTES) -> Blocks:
+        """Split every file into blocks of whole chunks, about ``read_bytes`` each."""
+        files, los, his = [], [], []
+        for f, (n, chunk) in enumerate(zip(self.counts, self.chunk_rows, strict=True)):
+            rows = int(chunk) * max(1, read_bytes // max(int(chunk) * self.event_bytes, 1))
+            lo = np.arange(0, int(n), rows, dtype=np.int64)
+            files.append(np.full(len(lo), f, dtype=np.int64))
+            los.append(lo)
+            his.append(np.minimum(lo + rows, int(n)))
+        offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
+        file, lo = np.concatenate(files), np.concatenate(los)
+        return Blocks(file=file, lo=lo, hi=np.concatenate(his), start=offsets[file] + lo)
+
+    def read_block(self, handles: dict[int, object], file: int, lo: int, hi: int,
+                   check_finite: bool = True) -> dict[str, np.ndarray]:
+        """Events ``lo:hi`` of one file, every input as float32 ``(hi - lo, *shape)``.
+
+        ``handles`` caches the open files of the calling thread (h5py objects stay in one
+        thread); the caller closes them.
+
+        Raises
+        ------
+        DataError
+            The bytes cannot be read (truncated or partially written file), or an input holds
+            NaN/Inf and ``check_finite`` is set.
+        """
+        path = self.files[file]
+        if file not in handles:
+            handles[file] = open_hdf5(path)
+        handle = handles[file]
+        out = {}
+        for name, keys in self.input_keys.items():
+            value = np.empty((hi - lo, *self.input_shapes[name]), dtype=np.float32)
+            if isinstance(keys, str):
+                column = np.s_[:, 0] if handle[keys].ndim == 1 else None
+                _read_rows(handle[keys], value, lo, hi, column, path, keys)
+            else:
+                for j, key in enumerate(keys):
+                    _read_rows(handle[key], value, lo, hi, np.s_[:, j], path, key)
+            if check_finite and not np.isfinite(value).all():
+                rows = ~np.isfinite(value.reshape(len(value), -1)).all(axis=1)
+                raise DataError(f"{path}:{keys if isinstance(keys, str) else ','.join(keys)}",
+                                f"NaN or Inf in input {name!r} at event "
+                                f"{lo + int(np.flatnonzero(rows)[0])} of this file (streamed "
+                                "data stops there; with in_memory: true nonfinite: drop can drop "
+                                "such events)")
+            out[name] = value
+        return out
+
+
+def _read_rows(node, out: np.ndarray, lo: int, hi: int, dest, path: Path, key: str) -> None:
+    """Read rows ``lo:hi`` of a dataset into ``out[dest]``; HDF5 converts the dtype."""
+    if hi <= lo:
+        return
+    try:
+        node.read_direct(out, np.s_[lo:hi], dest)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}:{key}", f"cannot be read ({exc}); truncated file?") from None
+
+
+def _close(handles: dict[int, object]) -> None:
+    for handle in handles.values():
+        handle.close()
+    handles.clear()
+
+
+def _hdf5_events(data: DataConfig, task: str, path: PathSpec | None) -> EventFiles:
+    """Headers, labels and observer reader of an ``hdf5`` source (labels read whole)."""
+    source: FileSource = data.source
+    if source.label is None:
+        raise DataError("data.source.label", "no label key given; training needs labels")
+    files = expand_paths(path or source.path)
+    where = str(path or source.path)
+    shapes: dict[str, tuple[int, ...]] = {}
+    first_file: dict[str, Path] = {}
+    counts, chunk_rows = [], []
+    keys = [source.label, *source.observers.values()]
+    for file in files:
+        with open_hdf5(file) as handle:
+            lengths = {}
+            for name, spec in source.inputs.items():
+                nodes = [hdf5_dataset(handle, file, key) for key in
+                         ([spec] if isinstance(spec, str) else spec)]
+                for key, node in zip([spec] if isinstance(spec, str) else spec, nodes,
+                                     strict=True):
+                    lengths[key] = node.shape[0] if node.ndim else 0
+                    if node.dtype.kind not in "fiub":
+                        raise DataError(f"data.source.inputs.{name}",
+                                        f"holds {node.dtype} values; expected numbers")
+                if isinstance(spec, str):
+                    shape = tuple(nodes[0].shape[1:]) or (1,)
+                else:
+                    bad = [key for key, node in zip(spec, nodes, strict=True) if node.ndim != 1]
+                    if bad:
+                        raise DataError(f"data.source.inputs.{name}", f"{bad[0]!r} is not a "
+                                        "scalar column; give it as one key instead")
+                    shape = (len(spec),)
+                if name not in shapes:
+                    shapes[name], first_file[name] = shape, file
+                elif shape != shapes[name]:
+                    key = spec if isinstance(spec, str) else name
+                    raise DataError(key, f"event shape differs between files: "
+                                         f"{first_file[name].name} {shapes[name]}, "
+                                         f"{file.name} {shape}")
+            for key in keys:
+                node = hdf5_dataset(handle, file, key)
+                lengths[key] = node.shape[0] if node.ndim else 0
+            first = source.inputs[next(iter(source.inputs))]
+            node = handle[first if isinstance(first, str) else first[0]]
+            chunk_rows.append(node.chunks[0] if node.chunks else 1)
+        if len(set(lengths.values())) > 1:
+            detail = ", ".join(f"{k} {n}" for k, n in lengths.items())
+            raise DataError(str(file), f"keys hold different numbers of events: {detail}")
+        counts.append(next(iter(lengths.values())))
+
+    raw = np.concatenate([read_hdf5(f, [source.label])[source.label] for f in files])
+    if task == "regression":
+        labels = np.asarray(raw, dtype=np.float32).reshape(len(raw), -1)
+        labels, class_names = (labels[:, 0] if labels.shape[1] == 1 else labels), []
+    else:
+        labels, class_names = _encode_labels(raw, source.class_names, f"{where} label")
+
+    def read_observers() -> dict[str, np.ndarray]:
+        if not source.observers:
+            return {}
+        parts = [read_hdf5(f, list(source.observers.values())) for f in files]
+        return {name: np.concatenate([p[key] for p in parts]).astype(np.float64)
+                for name, key in source.observers.items()}
+
+    return EventFiles(files=files, counts=np.asarray(counts, dtype=np.int64),
+                      input_keys=dict(source.inputs), input_shapes=shapes,
+                      chunk_rows=np.asarray(chunk_rows, dtype=np.int64), labels=labels,
+                      class_names=list(class_names), read_observers=read_observers,
+                      nonfinite=data.nonfinite)
+
+
+def _lcd_events(data: DataConfig, task: str, path: PathSpec | None) -> EventFiles:
+    source: LcdSource = data.source
+    if task == "regression" and "energy" not in source.observers:
+        raise ConfigError("data.source.observers", "energy regression (loss: mse) takes the "
+                                                   "particle energy as target: add 'energy'")
+    scan = scan_lcd(source, path)
+    labels, class_names = scan.labels, scan.class_names
+    if task == "regression":  # the target is the particle energy (seeds/001)
+        labels = read_lcd_observers(source, scan)["energy"].astype(np.float32)
+        class_names = []
+    return EventFiles(files=scan.files, counts=scan.counts, input_keys=dict(scan.input_keys),
+                      input_shapes=scan.input_shapes, chunk_rows=scan.chunk_rows,
+                      labels=labels, class_names=class_names,
+                      read_observers=lambda: read_lcd_observers(source, scan),
+                      nonfinite=data.nonfinite)
+
+
+def event_files(data: DataConfig, task: str = "classification",
+                path: PathSpec | None = None) -> EventFiles:
+    """The events of an ``hdf5`` or ``lcd`` source, reading headers and labels only.
+
+    Parameters
+    ----------
+    data : DataConfig
+        The data section.
+    task : {"classification", "regression"}
+        How labels are read.
+    path : str or list of str, optional
+        Files to read instead of the source's own (a split's files).
+
+    Raises
+    ------
+    DataError
+        A file is missing or unreadable, keys hold different numbers of events, shapes differ
+        between files, labels are bad, or there are no events.
+    KeyNotFoundError
+        A key is missing from a file.
+    """
+    if data.source.kind == "lcd":
+        events = _lcd_events(data, task, path)
+    elif data.source.kind == "hdf5":
+        events = _hdf5_events(data, task, path)
+    else:
+        raise ConfigError("data.in_memory", f"false streams HDF5 files; source kind "
+                                            f"{data.source.kind!r} is read whole")
+    if events.n_events == 0:
+        raise DataError(str(path or events.files[0]), "the dataset is empty (0 events)")
+    return events
+
+
+# --------------------------------------------------------------------------- splits
+
+
+@dataclass
+class StreamingSplit:
+    """One split of streamed events: sorted event numbers into :class:`EventFiles`.
+
+    It answers what the training loop asks of a :class:`~hepdl.data.dataset.Dataset`
+    (``len``, ``labels``, ``class_names``, ``input_shapes``) without reading an event.
+    """
+
+    name: str
+    events: EventFiles
+    index: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.events.labels[self.index]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.events.class_names)
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        return dict(self.events.input_shapes)
+
+    def selection(self, blocks: Blocks) -> tuple[np.ndarray, np.ndarray]:
+        """For each block, the split's events in it: positions ``first:last`` in this split.
+
+        ``index`` is sorted, so a block's events are a contiguous run of the split.
+        """
+        first = np.searchsorted(self.index, blocks.start)
+        last = np.searchsorted(self.index, blocks.start + (blocks.hi - blocks.lo))
+        return first, last
+
+    def load(self, read_bytes: int = READ_BYTES) -> Dataset:
+        """The split's events in memory (read block by block; other events are never kept)."""
+        events = self.events
+        blocks = events.blocks(read_bytes)
+        first, last = self.selection(blocks)
+        inputs = {name: np.empty((len(self), *shape), dtype=np.float32)
+                  for name, shape in events.input_shapes.items()}
+        check = events.nonfinite == "error"
+        handles: dict[int, object] = {}
+        try:
+            for b in np.flatnonzero(last > first):
+                block = events.read_block(handles, int(blocks.file[b]), int(blocks.lo[b]),
+                                          int(blocks.hi[b]), check_finite=check)
+                rows = self.index[first[b]:last[b]] - blocks.start[b]
+                for name, value in block.items():
+                    np.take(value, rows, axis=0, out=inputs[name][first[b]:last[b]])
+        finally:
+            _close(handles)
+        observers = {name: value[self.index] for name, value in events.read_observers().items()}
+        dataset = Dataset(inputs, self.labels, observers, self.class_names)
+        return _check_finite(dataset, events.nonfinite, f"data.split.{self.name}")
+
+
+def streaming_splits(data: DataConfig, task: str, seed: int) -> dict[str, StreamingSplit]:
+    """The train, val and test splits of an HDF5 source, without reading an event.
+
+    By fraction, the events are those :func:`~hepdl.data.dataset.load_splits` takes in memory
+    (the same ``split_indices`` of the same event count); with ``data.split.files`` each split is
+    every event of its files.
+
+    Raises
+    ------
+    DataError
+        As :func:`event_files` and :func:`~hepdl.data.dataset.check_splits`; also when split
+        files disagree on class names or input shapes.
+    """
+    if data.split.files is None:
+        events = event_files(data, task)
+        index = split_indices(events.n_events, data.split, seed)
+        splits = {name: StreamingSplit(name, events, index[name]) for name in SPLITS}
+    else:
+        splits = {}
+        for name, files in data.split.files.items():
+            events = event_files(data, task, path=files)
+            splits[name] = StreamingSplit(name, events, np.arange(events.n_events))
+        if "val" not in splits:
+            splits["val"] = StreamingSplit("val", splits["train"].events, np.arange(0))
+        names = {name: tuple(s.class_names) for name, s in splits.items() if len(s)}
+        if task == "classification" and len(set(names.values())) > 1:
+            raise DataError("data.split.files", f"class names differ between splits: {names}")
+        shapes = {name: s.input_shapes for name, s in splits.items()}
+        if len({tuple(sorted(s.items())) for s in shapes.values()}) > 1:
+            raise DataError("data.split.files", f"input shapes differ between splits: {shapes}")
+    check_splits(splits, task)
+    return splits
+
+
+# --------------------------------------------------------------------------- the loader
+
+
+class _Stopped(Exception):
+    """The consumer went away: the producer thread ends."""
+
+
+@dataclass
+class _Failure:
+    error: BaseException
+
+
+_END = object()
+
+
+def _in_background(produce: Callable[[Callable[[object], None]], None],
+                   maxsize: int) -> Iterator:
+    """Run ``produce(put)`` in a thread and yield what it puts, ``maxsize`` items ahead.
+
+    The thread ends when ``produce`` returns, when it raises (the error is raised here, in the
+    consumer), or when the consumer stops early: closing this generator (a ``break``, an error
+    in the training loop, garbage collection) sets a stop flag that the next ``put`` sees, and
+    waits for the thread, so no reader is left behind holding files open.
+    """
+    items: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
+    stop = threading.Event()
+
+    def put(item: object) -> None:
+        while True:
+            if stop.is_set():
+                raise _Stopped
+            try:
+                items.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def run() -> None:
+        try:
+            produce(put)
+            put(_END)
+        except _Stopped:
+            pass
+        except BaseException as exc:  # handed to the consumer, which raises it
+            with contextlib.suppress(_Stopped):
+                put(_Failure(exc))
+
+    thread = threading.Thread(target=run, name="hepdl-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while True:  # unblock a producer waiting on a full queue
+            try:
+                items.get_nowait()
+            except queue.Empty:
+                break
+        thread.join()
+
+
+class StreamingLoader:
+    """Shuffled mini-batches of a split too large for memory, read from HDF5 as it trains.
+
+    An epoch is a permutation of the blocks (whole HDF5 chunks, across all files), taken
+    ``buffer_bytes`` at a time; the events of a buffer are shuffled together and cut into
+    batches, and a batch that straddles two buffers takes the tail of one and the head of the
+    next, so every batch but the last is full and there are ``ceil(n_events / batch_size)``.
+    Block order and shuffles are drawn from ``(seed, epoch)`` and ``(seed, epoch, buffer)``, so
+    ``batches(epoch, start)`` skips to batch ``start`` without reading the buffers before it.
+
+    Parameters
+    ----------
+    split : StreamingSplit
+        The events.
+    batch_size : int
+        Events per batch; the last batch of an epoch may be smaller.
+    shuffle : bool
+        Shuffle blocks and events each epoch (training) or keep file order (evaluation).
+    seed : int
+        Seed of the shuffles.
+    label_dtype : torch.dtype, optional
+        dtype of the label tensors (long for classes, float32 for regression).
+    buffer_bytes : int, optional
+        Bytes of events shuffled together; at least one block. Default: the default of
+        ``data.shuffle_buffer_mb``.
+    read_bytes : int
+        Bytes read at a time, rounded to whole HDF5 chunks.
+
+    Example
+    -------
+    >>> loader = StreamingLoader(split, batch_size=1024, shuffle=True, seed=1)
+    >>> inputs, labels = next(loader.batches(epoch=3, start=10))
+    """
+
+    def __init__(self, split: StreamingSplit, *, batch_size: int, shuffle: bool = False,
+                 seed: int = 0, label_dtype: torch.dtype | None = None,
+                 buffer_bytes: int | None = None, read_bytes: int = READ_BYTES):
+        self.split = split
+        self.events = split.events
+        self.n_events = len(split)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        if buffer_bytes is None:  # the schema holds the default
+            buffer_bytes = DataConfig.model_fields["shuffle_buffer_mb"].default * 2**20
+        labels = torch.from_numpy(np.ascontiguousarray(split.labels))
+        self.labels = labels if label_dtype is None else labels.to(label_dtype)
+        blocks = self.events.blocks(read_bytes)
+        first, last = split.selection(blocks)
+        keep = np.flatnonzero(last > first)  # blocks with none of this split's events: unread
+        self.blocks = Blocks(blocks.file[keep], blocks.lo[keep], blocks.hi[keep],
+                             blocks.start[keep])
+        self.first, self.last = first[keep], last[keep]
+        block_bytes = int(((self.blocks.hi - self.blocks.lo).max(initial=1))
+                          * self.events.event_bytes)
+        self.blocks_per_buffer = max(1, buffer_bytes // max(block_bytes, 1))
+        n_buffers = max(1, -(-len(self.blocks) // self.blocks_per_buffer))
+        # about one buffer of batches queued: the next buffer is read while this one trains
+        self.prefetch = max(2, -(-self.n_events // (n_buffers * batch_size)))
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return -(-self.n_events // self.batch_size)
+
+    def _seed(self, *more: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed % 2**63, *more])
+
+    def buffers(self, epoch: int) -> list[np.ndarray]:
+        """The block numbers of each buffer of ``epoch``, in reading order."""
+        order = np.arange(len(self.blocks))
+        if self.shuffle:
+            order = self._seed(epoch).permutation(order)
+        return [order[i:i + self.blocks_per_buffer]
+                for i in range(0, len(order), self.blocks_per_buffer)]
+
+    def _read_buffer(self, blocks: np.ndarray, epoch: int, number: int,
+                     handles: dict[int, object]) -> tuple[dict[str, np.ndarray], torch.Tensor]:
+        """The split's events of some blocks, shuffled together (one scatter per block)."""
+        counts = self.last[blocks] - self.first[blocks]
+        n = int(counts.sum())
+        position = self._seed(epoch, number).permutation(n) if self.shuffle else np.arange(n)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        inputs = {name: np.empty((n, *shape), dtype=np.float32)
+                  for name, shape in self.events.input_shapes.items()}
+        labels = torch.empty(n, *self.labels.shape[1:], dtype=self.labels.dtype)
+        for i, b in enumerate(blocks):
+            lo, hi = int(self.blocks.lo[b]), int(self.blocks.hi[b])
+            block = self.events.read_block(handles, int(self.blocks.file[b]), lo, hi)
+            rows = self.split.index[self.first[b]:self.last[b]] - self.blocks.start[b]
+            full = len(rows) == hi - lo
+            where = position[offsets[i]:offsets[i + 1]]
+            for name, value in block.items():
+                inputs[name][where] = value if full else value[rows]
+            labels[torch.from_numpy(where)] = self.labels[self.first[b]:self.last[b]]
+        return inputs, labels
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
+        """Yield ``(inputs, labels)`` for the batches of ``epoch`` from batch number ``start``."""
+        size = self.batch_size
+        skip = start * size
+        if skip >= self.n_events:
+            return iter(())
+        plan = self.buffers(epoch)
+        ends = np.cumsum([int((self.last[p] - self.first[p]).sum()) for p in plan])
+        first_buffer = int(np.searchsorted(ends, skip, side="right"))
+        offset = skip - (int(ends[first_buffer - 1]) if first_buffer else 0)
+
+        def produce(put: Callable[[object], None]) -> None:
+            handles: dict[int, object] = {}
+            pending: list[Batch] = []
+            waiting = 0
+            try:
+                for number in range(first_buffer, len(plan)):
+                    inputs, labels = self._read_buffer(plan[number], epoch, number, handles)
+                    tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
+                    n = len(labels)
+                    pos = offset if number == first_buffer else 0
+                    if waiting:  # complete the batch begun in the previous buffer
+                        take = min(size - waiting, n - pos)
+                        pending.append(({k: v[pos:pos + take] for k, v in tensors.items()},
+                                        labels[pos:pos + take]))
+                        waiting, pos = waiting + take, pos + take
+                        if waiting == size:
+                            put(_join(pending))
+                            pending, waiting = [], 0
+                    while n - pos >= size:
+                        put(({k: v[pos:pos + size] for k, v in tensors.items()},
+                             labels[pos:pos + size]))
+                        pos += size
+                    if pos < n:
+                        pending.append(({k: v[pos:] for k, v in tensors.items()}, labels[pos:]))
+                        waiting += n - pos
+                if waiting:
+                    put(_join(pending))
+            finally:
+                _close(handles)
+
+        return _in_background(produce, self.prefetch)
+
+    def chunks(self) -> Iterator[dict[str, torch.Tensor]]:
+        """The split's inputs block by block in file order (fitting preprocessing in one pass)."""
+
+        def produce(put: Callable[[object], None]) -> None:
+            handles: dict[int, object] = {}
+            try:
+                for b in range(len(self.blocks)):
+                    lo, hi = int(self.blocks.lo[b]), int(self.blocks.hi[b])
+                    block = self.events.read_block(handles, int(self.blocks.file[b]), lo, hi)
+                    rows = self.split.index[self.first[b]:self.last[b]] - self.blocks.start[b]
+                    if len(rows) != hi - lo:
+                        block = {k: v[rows] for k, v in block.items()}
+                    put({k: torch.from_numpy(v) for k, v in block.items()})
+            finally:
+                _close(handles)
+
+        return _in_background(produce, 2)
+
+
+def _join(pieces: list[Batch]) -> Batch:
+    """One batch from the pieces of consecutive buffers."""
+    if len(pieces) == 1:
+        return pieces[0]
+    inputs = {k: torch.cat([p[0][k] for p in pieces]) for k in pieces[0][0]}
+    return inputs, torch.cat([p[1] for p in pieces])

@@ -1,0 +1,307 @@
+"""Streaming HDF5 data larger than memory: the same events as in memory, in a resumable order."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from hepdl.config import DataConfig, config_from_dict
+from hepdl.data import load_splits
+from hepdl.data.dataset import load_split
+from hepdl.data.streaming import StreamingLoader, streaming_splits
+from hepdl.errors import ConfigError, DataError
+from hepdl.preprocess.base import Chain, Transform, fit_streaming
+from hepdl.preprocess.standardize import Standardize
+
+from .conftest import blobs, small_config
+
+SIZES = (100, 70, 130)  # events per file
+CHUNKS = (16, 10, 32)  # HDF5 chunk rows per file
+SMALL = {"read_bytes": 1, "buffer_bytes": 3 * 32 * 20}  # one chunk a block, ~3 blocks a buffer
+
+
+def write_files(folder, sizes=SIZES, chunks=CHUNKS, seed=0) -> list[str]:
+    """HDF5 files of two-class blobs; input ``id`` is each event's number over all files."""
+    paths, first = [], 0
+    for i, (n, rows) in enumerate(zip(sizes, chunks, strict=True)):
+        features, labels, energy = blobs(n, seed=seed + i)
+        path = folder / f"part{i}.h5"
+        with h5py.File(path, "w") as f:
+            f.create_dataset("features", data=features, chunks=(rows, 4), compression="gzip")
+            f.create_dataset("event_id", data=np.arange(first, first + n, dtype=np.float64),
+                             chunks=(rows,))
+            f["label"] = labels
+            f["energy"] = energy
+        paths.append(str(path))
+        first += n
+    return paths
+
+
+def data_config(paths, **options) -> DataConfig:
+    return DataConfig.model_validate({
+        "source": {"kind": "hdf5", "path": paths, "inputs": {"x": "features", "id": "event_id"},
+                   "label": "label", "observers": {"energy": "energy"}},
+        "split": {"train": 0.6, "val": 0.2, "test": 0.2}, **options})
+
+
+@pytest.fixture
+def files(tmp_path):
+    return write_files(tmp_path)
+
+
+@pytest.fixture
+def splits(files):
+    return streaming_splits(data_config(files, in_memory=False), "classification", seed=4)
+
+
+def ids(batches) -> np.ndarray:
+    return np.concatenate([inputs["id"][:, 0].numpy() for inputs, _ in batches]).astype(int)
+
+
+def prefetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "hepdl-prefetch" and t.is_alive()]
+
+
+def test_each_split_event_once_per_epoch(files, splits):
+    memory = load_splits(data_config(files), "classification", seed=4)
+    labels_of = np.concatenate([blobs(n, seed=i)[1] for i, n in enumerate(SIZES)])
+    for name in ("train", "val", "test"):
+        loader = StreamingLoader(splits[name], batch_size=16, shuffle=name == "train", seed=4,
+                                 **SMALL)
+        batches = list(loader.batches(epoch=1))
+        assert len(batches) == len(loader) == -(-len(memory[name]) // 16)
+        assert all(len(labels) == 16 for _, labels in batches[:-1])
+        seen = ids(batches)
+        np.testing.assert_array_equal(np.sort(seen), memory[name].inputs["id"][:, 0])
+        np.testing.assert_array_equal(torch.cat([lab for _, lab in batches]).numpy(),
+                                      labels_of[seen])
+        assert loader.n_events == len(memory[name])
+    val = ids(StreamingLoader(splits["val"], batch_size=16, **SMALL).batches())
+    assert np.all(np.diff(val) > 0)  # evaluation keeps file order
+
+
+def test_order_depends_on_seed_and_epoch_only(splits):
+    loader = StreamingLoader(splits["train"], batch_size=16, shuffle=True, seed=4, **SMALL)
+    assert loader.blocks_per_buffer == 3 and len(loader.blocks) > 10
+    first = ids(loader.batches(epoch=2))
+    np.testing.assert_array_equal(ids(loader.batches(epoch=2)), first)
+    again = StreamingLoader(splits["train"], batch_size=16, shuffle=True, seed=4, **SMALL)
+    np.testing.assert_array_equal(ids(again.batches(epoch=2)), first)
+    assert not np.array_equal(ids(loader.batches(epoch=3)), first)
+    other = StreamingLoader(splits["train"], batch_size=16, shuffle=True, seed=5, **SMALL)
+    assert not np.array_equal(ids(other.batches(epoch=2)), first)
+    # shuffled across files: the first batches already mix events of different files
+    file_of = np.searchsorted(np.cumsum(SIZES), first[:48], side="right")
+    assert len(np.unique(file_of)) > 1
+    assert not np.all(np.diff(first) > 0)
+
+
+@pytest.mark.parametrize("batch_size", [16, 7, 1000])
+def test_resume_mid_epoch_gives_the_same_tail(splits, batch_size):
+    loader = StreamingLoader(splits["train"], batch_size=batch_size, shuffle=True, seed=4,
+                             **SMALL)
+    full = list(loader.batches(epoch=5))
+    for start in sorted({0, 1, len(full) // 3, len(full) // 2, len(full) - 1}):
+        tail = list(loader.batches(epoch=5, start=start))
+        assert len(tail) == len(full) - start
+        for (a, la), (b, lb) in zip(full[start:], tail, strict=True):
+            torch.testing.assert_close(a["x"], b["x"])
+            torch.testing.assert_close(la, lb)
+    assert list(loader.batches(epoch=5, start=len(full))) == []
+
+
+def test_one_file_and_one_buffer(files):
+    (split,) = [streaming_splits(data_config(files[:1], in_memory=False), "classification",
+                                 seed=1)["train"]]
+    loader = StreamingLoader(split, batch_size=8, shuffle=True, seed=1)  # default sizes
+    assert len(loader.blocks) == 1
+    assert sorted(ids(loader.batches())) == sorted(split.index)
+
+
+def test_the_prefetch_thread_stops_when_the_consumer_does(splits):
+    loader = StreamingLoader(splits["train"], batch_size=4, shuffle=True, seed=4, **SMALL)
+    before = len(prefetch_threads())
+    for _ in loader.batches():
+        break  # a generator left early is closed: its thread must end
+    assert len(prefetch_threads()) == before
+
+    def train_until_error():
+        for b, _ in enumerate(loader.batches(epoch=1)):
+            if b == 3:
+                raise RuntimeError("loss became nan")
+
+    with pytest.raises(RuntimeError, match="loss became nan"):
+        train_until_error()
+    deadline = time.monotonic() + 5
+    while prefetch_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(prefetch_threads()) == before
+
+    batches = loader.batches()
+    next(batches)
+    batches.close()  # explicit close: the producer blocked on a full queue is released
+    assert len(prefetch_threads()) == before
+
+
+def test_read_errors_reach_the_consumer(tmp_path):
+    paths = write_files(tmp_path)
+    with h5py.File(paths[2], "r") as f:
+        info = f["features"].id.get_chunk_info(2)
+    with open(paths[2], "r+b") as handle:  # a partially written chunk
+        handle.seek(info.byte_offset)
+        handle.write(b"\xff" * info.size)
+    split = streaming_splits(data_config(paths, in_memory=False), "classification", 4)["train"]
+    loader = StreamingLoader(split, batch_size=16, **SMALL)
+    with pytest.raises(DataError, match=r"part2.h5:features: cannot be read .*truncated file"):
+        list(loader.batches())
+    assert not prefetch_threads()
+
+
+def test_nan_in_a_streamed_block(tmp_path):
+    features, labels, _ = blobs(50)
+    features[31, 2] = np.nan
+    with h5py.File(tmp_path / "nan.h5", "w") as f:
+        f["features"], f["event_id"], f["label"], f["energy"] = (
+            features, np.arange(50.0), labels, np.ones(50))
+    split = streaming_splits(data_config(str(tmp_path / "nan.h5"), in_memory=False),
+                             "classification", 4)["train"]
+    with pytest.raises(DataError, match=r"nan.h5:features: NaN or Inf in input 'x' at event 31"):
+        list(StreamingLoader(split, batch_size=8).batches())
+
+
+def test_one_split_loads_alone_and_matches_memory(files):
+    memory = load_splits(data_config(files), "classification", seed=4)
+    streamed = data_config(files, in_memory=False)
+    lazy = load_splits(streamed, "classification", seed=4)
+    test = lazy["test"]
+    assert set(lazy) == {"test"}  # train and val were never read
+    alone = load_split(streamed, "classification", 4, "val")
+    for split, name in ((test, "test"), (alone, "val")):
+        for key in ("x", "id"):
+            np.testing.assert_array_equal(split.inputs[key], memory[name].inputs[key])
+        np.testing.assert_array_equal(split.labels, memory[name].labels)
+        np.testing.assert_array_equal(split.observers["energy"], memory[name].observers["energy"])
+        assert split.class_names == memory[name].class_names == ["0", "1"]
+
+
+def test_split_files_stream_every_event_of_their_files(files):
+    config = DataConfig.model_validate({
+        "source": {"kind": "hdf5", "path": "unused", "inputs": {"x": "features",
+                                                                "id": "event_id"},
+                   "label": "label"},
+        "split": {"files": {"train": files[:2], "test": files[2]}}, "in_memory": False})
+    splits = streaming_splits(config, "classification", seed=0)
+    assert [len(splits[k]) for k in ("train", "val", "test")] == [170, 0, 130]
+    loader = StreamingLoader(splits["train"], batch_size=32, shuffle=True, seed=0, **SMALL)
+    np.testing.assert_array_equal(np.sort(ids(loader.batches())), np.arange(170))
+    assert StreamingLoader(splits["val"], batch_size=32).n_events == 0
+    assert list(StreamingLoader(splits["val"], batch_size=32).batches()) == []
+
+
+def test_streaming_config_is_validated(tmp_path):
+    with pytest.raises(ConfigError, match=r"in_memory: false streams HDF5 files; source kind "
+                                          r"'npz' is read whole"):
+        config_from_dict(small_config(tmp_path, data={
+            "source": {"kind": "npz", "path": "a.npz", "inputs": {"x": "a"}, "label": "y"},
+            "in_memory": False}))
+    with pytest.raises(ConfigError, match=r"nonfinite: drop needs in_memory: true"):
+        config_from_dict(small_config(tmp_path, data={
+            "source": {"kind": "hdf5", "path": "a.h5", "inputs": {"x": "a"}, "label": "y"},
+            "in_memory": False, "nonfinite": "drop"}))
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+class Square(Transform):
+    """x**2: nothing to learn, so a streamed fit spends no pass on it."""
+
+    name = "square"
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return x**2
+
+
+def test_streamed_fit_of_a_chain_matches_the_in_memory_fit():
+    x = torch.from_numpy(blobs(500, n_features=3)[0]) * 3 + 1
+    chunks = lambda: iter(x.split(37))  # noqa: E731
+    for make in (lambda: Chain(Standardize(shape=(3,)), Standardize(shape=(3,))),
+                 lambda: Chain(Square(shape=(3,)), Standardize(shape=(3,)))):
+        whole, streamed = make().fit(x), make()
+        passes = fit_streaming({"x": streamed}, lambda: ({"x": c} for c in chunks()))
+        assert passes == sum(isinstance(t, Standardize) for t in streamed)
+        for a, b in zip(whole, streamed, strict=True):
+            for name, buffer in a.named_buffers():
+                torch.testing.assert_close(buffer, dict(b.named_buffers())[name], rtol=1e-9,
+                                           atol=1e-9)
+        torch.testing.assert_close(streamed(x), whole(x))
+    second = make().fit_stream(chunks)
+    torch.testing.assert_close(second(x), whole(x))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_training_streamed_matches_in_memory_statistics_and_learns(tmp_path):
+    paths = write_files(tmp_path, sizes=(400, 300), chunks=(32, 50))
+    runs = {}
+    for in_memory in (True, False):
+        config = config_from_dict(small_config(
+            tmp_path, name=f"stream-{in_memory}",
+            data={"source": {"kind": "hdf5", "path": paths, "inputs": {"x": "features"},
+                             "label": "label"}, "in_memory": in_memory, "shuffle_buffer_mb": 1},
+            preprocess={"x": ["standardize"]},
+            train={"epochs": 4, "batch_size": 32, "lr": 1e-2}))
+        from hepdl.train import fit
+
+        runs[in_memory] = fit(config)
+    states = {k: torch.load(run / "model.pt", weights_only=True)["model"]
+              for k, run in runs.items()}
+    for name in ("preprocess.x.0.mean_", "preprocess.x.0.m2_", "preprocess.x.0.scale_",
+                 "preprocess.x.0.n_seen_"):
+        torch.testing.assert_close(states[False][name], states[True][name], rtol=1e-9,
+                                   atol=1e-9)
+    import pandas as pd
+
+    history = pd.read_csv(runs[False] / "history.csv")
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    assert history["val_accuracy"].iloc[-1] > 0.7  # blobs one sigma apart in 4 features
+    assert not prefetch_threads()
+
+
+def test_training_streamed_lcd_files_resumes(tmp_path):
+    from hepdl.train import fit
+    from hepdl.train.loop import Interrupted
+
+    from .test_lcd import particle_events, write_layout
+
+    events = {name: particle_events(name, 20, seed) for seed, name in enumerate(["Ele", "Pi0"])}
+    files = write_layout(tmp_path / "data", "v2", events, chunks=(4, 25, 25, 25))
+    raw = small_config(tmp_path, name="lcd-stream",
+                       data={"source": {"kind": "lcd", "layout": "v2",
+                                        "files": [str(f) for f in files]}, "in_memory": False},
+                       preprocess={"hcal": ["standardize"]},
+                       train={"epochs": 2, "batch_size": 4, "time_limit": 1e-9})
+    with pytest.raises(Interrupted):  # stops after every batch, checkpointed
+        fit(config_from_dict(raw))
+    run = tmp_path / "runs" / "lcd-stream"
+    for _ in range(40):  # each resume starts mid-epoch, at the next batch
+        try:
+            resumed = fit(resume=run)
+            break
+        except Interrupted:
+            continue
+    raw["train"].pop("time_limit")
+    raw["name"] = "lcd-straight"
+    straight = fit(config_from_dict(raw))
+    a = torch.load(resumed / "model.pt", weights_only=True)["model"]
+    b = torch.load(straight / "model.pt", weights_only=True)["model"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name])
+    test = load_splits(config_from_dict(raw).data, "classification", 3)["test"]
+    assert test.class_names == ["Ele", "Pi0"] and test.inputs["ecal"].shape[1:] == (25, 25, 25)
