@@ -55,7 +55,7 @@ def test_registry_refuses_duplicates_and_suggests_names():
 def test_network_keeps_preprocessing_in_its_state_dict():
     spec = {"input_shapes": {"x": [3]}, "n_outputs": 2, "class_names": ["a", "b"],
             "task": "classification", "loss": "cross_entropy",
-            "preprocess": {"x": ["standardize"]}, "model": {"width": 8, "depth": 1}}
+            "preprocess": {"x": ["standardize"]}, "model": {"name": "mlp", "width": 8, "depth": 1}}
     network = Network(spec)
     network.fit_preprocessing({"x": torch.randn(100, 3) * 4 + 9})
     state = network.state_dict()
@@ -64,3 +64,35 @@ def test_network_keeps_preprocessing_in_its_state_dict():
     again.load_state_dict(state)
     x = {"x": torch.randn(5, 3)}
     torch.testing.assert_close(again.eval()(x), network.eval()(x))
+
+
+def cnn_config(**fields):
+    from hepdl.config import CNNConfig
+
+    return CNNConfig(name="cnn", **fields)
+
+
+def test_3d_cnn_on_the_ecal_volume_with_the_hcal_merged():
+    config = cnn_config(channels=[4, 8], dims=3, dense_width=16)
+    model = create_model(config, {"ecal": (25, 25, 25), "hcal": (5, 5, 60)}, n_outputs=4)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 4), (4, 8)]
+    # 25 -> 13 -> 7 after two ceil-mode poolings: 8 x 7^3 features, plus the 1500 HCAL cells
+    assert model.head[0].in_features == 8 * 7**3 + 5 * 5 * 60
+    out = model({"ecal": torch.randn(3, 25, 25, 25), "hcal": torch.randn(3, 5, 5, 60)})
+    assert out.shape == (3, 4)
+
+
+def test_2d_cnn_of_seeds_003_with_max_and_average_pooling():
+    config = cnn_config(channels=[64, 64, 64], dims=2, batch_norm=False, global_pool="max_avg")
+    model = create_model(config, {"towers": (2, 47, 47)}, n_outputs=1)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert model.head[0].in_features == 64 * 2  # global max and average, concatenated
+    assert model({"towers": torch.randn(5, 2, 47, 47)}).shape == (5, 1)
+
+
+def test_cnn_refuses_an_input_that_is_not_an_image():
+    with pytest.raises(ConfigError, match=r"is not a 3D image"):
+        create_model(cnn_config(dims=3), {"x": (4, 5)}, 2)
+    with pytest.raises(ConfigError, match="no image input"):
+        create_model(cnn_config(dims=2), {"x": (4,)}, 2)

@@ -253,6 +253,32 @@ class MLPConfig(Section):
     batch_norm: bool = False
 
 
+class CNNConfig(Section):
+    """A convolutional network on one image input (2D towers, or the 3D ECAL volume), the other
+    inputs merged before the dense head (seeds/003's baseline: channels [64, 64, 64], dims 2)."""
+
+    name: Literal["cnn"]
+    image_input: str | None = Field(
+        default=None, description="The input convolved; default: the first with 2+ axes.")
+    dims: Literal[2, 3] = Field(default=3, description="2D or 3D convolutions.")
+    channels: list[int] = Field(default_factory=lambda: [8, 16], min_length=1,
+                                description="Filters of each [Conv, BatchNorm?, act, Pool] block.")
+    kernel_size: int = Field(default=3, ge=1)
+    pool: Literal["max", "avg"] = "max"
+    batch_norm: bool = True
+    global_pool: Literal["flatten", "max", "avg", "max_avg"] = Field(
+        default="flatten", description="How conv features reach the head; max_avg concatenates "
+        "global max and average pooling (seeds/003's variant).")
+    dense_width: int = Field(default=128, ge=1)
+    dense_depth: int = Field(default=1, ge=0)
+    activation: Activation = "relu"
+    init: Init = "he_normal"
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+
+
+ModelConfig = Annotated[MLPConfig | CNNConfig, Field(discriminator="name")]
+
+
 # --------------------------------------------------------------------------- training
 
 OptimizerName = Literal[
@@ -327,10 +353,20 @@ class TrainConfig(Section):
 # --------------------------------------------------------------------------- evaluation
 
 
+class ResolutionConfig(Section):
+    """Energy resolution of a regression in bins of the true energy, fitted with
+    a/sqrt(E) + b + c/E, beside the calibrated sum of all input cells (the raw baseline)."""
+
+    bins: list[float] = Field(default_factory=lambda: [10, 30, 60, 100, 150, 250, 350, 510])
+    compare_sum: bool = Field(default=True, description="Also the calibrated cell sum.")
+
+
 class EvaluateConfig(Section):
     bins: dict[str, list[float]] = Field(
         default_factory=dict, description="Observer -> bin edges for binned performance."
     )
+    resolution: ResolutionConfig | None = Field(
+        default=None, description="Regression: relative resolution vs true energy, fitted.")
     efficiencies: list[float] = Field(
         default_factory=lambda: [0.5, 0.9],
         description="Signal efficiencies at which background rejection is reported.",
@@ -358,9 +394,16 @@ class Config(Section):
     preprocess: dict[str, list[TransformSpec]] = Field(
         default_factory=dict, description="Input name -> chain of transforms fitted on train."
     )
-    model: MLPConfig = Field(default_factory=MLPConfig)
+    model: ModelConfig = Field(default_factory=MLPConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _mlp_by_default(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "name" not in value:
+            return {"name": "mlp", **value}
+        return value
 
     @property
     def task(self) -> Literal["classification", "regression"]:

@@ -50,6 +50,22 @@ def write_plots(pred: Predictions, metrics: dict[str, Any], out: Path,
     return sorted(figures)
 
 
+def _resolution(pred: Predictions, dataset, settings, out: Path) -> list[dict]:
+    """Relative resolution vs true energy of the network and of the calibrated cell sum."""
+    import numpy as np
+
+    from hepdl.evaluate.resolution import calibrated_sum, plot_resolution, resolution_curve
+
+    true = pred.labels.astype(float)
+    curves = [resolution_curve(true, pred.scores, settings.bins, "network")]
+    if settings.compare_sum:
+        raw = sum(v.reshape(len(v), -1).sum(1, dtype=np.float64) for v in dataset.inputs.values())
+        curves.append(resolution_curve(true, calibrated_sum(raw, true), settings.bins,
+                                       "calibrated cell sum"))
+    plots.save_figure(plot_resolution(curves), out / PLOTS / "resolution.png")
+    return [c.to_dict() for c in curves]
+
+
 def evaluate_run(run: Run | str | Path, data: DataConfig | None = None,
                  out: Path | None = None) -> dict[str, Any]:
     """Metrics and plots of a run, written to ``out`` (default: the run directory).
@@ -81,5 +97,8 @@ def evaluate_run(run: Run | str | Path, data: DataConfig | None = None,
     out = Path(out) if out is not None else run.path
     history = run.history.to_dict("records") if out == run.path else None
     metrics["plots"] = write_plots(pred, metrics, out / PLOTS, history)
+    if pred.task == "regression" and config.evaluate.resolution is not None:
+        metrics["resolution"] = _resolution(pred, dataset, config.evaluate.resolution, out)
+        metrics["plots"] = sorted([*metrics["plots"], "resolution.png"])
     atomic_write(out / METRICS, json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hepdl.models import mlp  # noqa: F401  (registers the models)
+from hepdl.models import cnn, mlp  # noqa: F401  (registers the models)
 from hepdl.models.registry import create_model
 from hepdl.preprocess import build_chain
 
@@ -28,7 +28,9 @@ class Network(nn.Module):
 
     def __init__(self, spec: dict[str, Any]):
         super().__init__()
-        from hepdl.config import MLPConfig
+        from pydantic import TypeAdapter
+
+        from hepdl.config import ModelConfig
 
         self.spec = spec
         shapes = {k: tuple(v) for k, v in spec["input_shapes"].items()}
@@ -36,7 +38,7 @@ class Network(nn.Module):
             name: build_chain(spec["preprocess"].get(name, []), shape, f"preprocess.{name}")
             for name, shape in shapes.items()
         })
-        self.body = create_model(MLPConfig.model_validate(spec["model"]), shapes,
+        self.body = create_model(TypeAdapter(ModelConfig).validate_python(spec["model"]), shapes,
                                  spec["n_outputs"])
 
     @property

@@ -1,0 +1,51 @@
+"""The calorimeter examples run end to end on a small generated file."""
+
+import json
+
+import pytest
+import yaml
+
+from hepdl.generate.calo import make_calo
+
+from .conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def calo_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("calo") / "calo.h5"
+    make_calo(path, 320, seed=11, block_size=64)
+    return path
+
+
+def run_example(cli, tmp_path, name, calo_file, *overrides):
+    config = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
+    result = cli("train", ROOT / "examples" / f"{name}.yaml", "--set",
+                 f"data.source.files={calo_file}", "--set", f"runs_dir={tmp_path}",
+                 "--set", "train.epochs=2", "--set", "train.threads=1",
+                 *[arg for o in overrides for arg in ("--set", o)])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / config["name"]
+    return json.loads((run / "metrics.json").read_text()), run
+
+
+def test_calo_4class(cli, tmp_path, calo_file):
+    metrics, run = run_example(cli, tmp_path, "calo_4class", calo_file, "model.width=32")
+    assert list(metrics["auc"]) == ["Ele", "Gamma", "Pi0", "ChPi"]
+    assert len(metrics["binned"]["energy"]["auc"]["Pi0"]) == 5
+    assert (run / "plots" / "binned_energy.png").is_file()
+
+
+def test_calo_3dcnn(cli, tmp_path, calo_file):
+    metrics, _ = run_example(cli, tmp_path, "calo_3dcnn", calo_file, "model.channels=[2]",
+                             "model.dense_width=8")
+    assert metrics["auc"]["ChPi"] is not None and metrics["n_events"] == 48
+
+
+def test_calo_energy_regression_with_resolution_fit(cli, tmp_path, calo_file):
+    metrics, run = run_example(cli, tmp_path, "calo_energy", calo_file, "model.width=32",
+                               "evaluate.resolution.bins=[10, 150, 300, 510]")
+    assert metrics["task"] == "regression"
+    labels = [curve["label"] for curve in metrics["resolution"]]
+    assert labels == ["network", "calibrated cell sum"]
+    assert "resolution.png" in metrics["plots"] and (run / "plots" / "resolution.png").is_file()
+    assert "Energy resolution" in (run / "report.html").read_text()
