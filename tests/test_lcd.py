@@ -241,9 +241,9 @@ def test_class_not_in_the_file_name(tmp_path, events):
 
 @pytest.mark.parametrize("source, match", [
     ({"layout": "v5", "files": "a.h5"},
-     r"data\.source\.lcd\.layout: Input should be 'v1', 'v2', 'v3', 'v4' or 'merged'"),
+     r"data\.source\.layout: Input should be 'v1', 'v2', 'v3', 'v4' or 'merged'"),
     ({"layout": "v1", "files": "a.h5", "inputs": ["ecal", "tracker"]},
-     r"data\.source\.lcd\.inputs\.1: Input should be 'ecal' or 'hcal'"),
+     r"data\.source\.inputs\.1: Input should be 'ecal' or 'hcal'"),
     ({"layout": "v1", "files": "a.h5", "observers": ["pt"]}, r"observers\.0: Input should be"),
     ({"layout": "v1", "files": "a.h5", "target_columns": ["energy", "px"],
       "observers": ["pz"]}, r"observer 'pz' is not one of the target_columns"),

@@ -68,3 +68,18 @@ def test_chain_from_config_and_unknown_names():
         build_transform("standardise", (5,), "preprocess.x[0]")
     with pytest.raises(ConfigError, match="bad options"):
         build_transform({"standardize": {"with_mean": False}}, (5,), "preprocess.x[0]")
+
+
+def test_nonlinear_log_tanh_is_the_calodnn_formula():
+    from hepdl.preprocess.nonlinear import NonlinearLogTanh
+
+    x = torch.tensor([[-30.0, -1.0, 0.0, 0.5, 3.2, 480.4]])
+    t = NonlinearLogTanh(shape=(6,)).fit(x)
+    expected = np.tanh(np.sign(x.numpy()) * np.log(np.abs(x.numpy()) + 1) / 2)
+    np.testing.assert_allclose(t(x).numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(t.inverse_transform(t(x)).numpy(), x.numpy(), rtol=1e-3)
+    scaled = NonlinearLogTanh(shape=(6,), scale=150.0).fit(x)
+    np.testing.assert_allclose(scaled(x).numpy(), np.tanh(np.sign(x.numpy()) * np.log(
+        np.abs(x.numpy()) / 150 + 1) / 2), rtol=1e-6)
+    with pytest.raises(ConfigError, match="bad options"):
+        build_transform({"nonlinear_log_tanh": {"scale": 0}}, (6,), "preprocess.ecal[0]")

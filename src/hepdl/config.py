@@ -209,7 +209,7 @@ class DataConfig(Section):
         "or lcd) are read chunk by chunk in a background thread, never whole.",
     )
     shuffle_buffer_mb: int = Field(
-        default=256, ge=1, description="in_memory: false: MiB of events, whole HDF5 chunks drawn "
+        default=64, ge=1, description="in_memory: false: MiB of events, whole HDF5 chunks drawn "
         "across all files, shuffled together for training.",
     )
 
@@ -434,11 +434,18 @@ YamlLoader.add_implicit_resolver(
 )
 
 
+_UNION_TAGS = {"source": {"digits", "npz", "hdf5", "table", "root", "lcd"},
+               "model": {"mlp", "cnn"}}
+
+
 def _error_line(error: ValidationError, origin: str) -> ConfigError:
     """One ConfigError from pydantic's errors: the first, with its dotted path and the bad value."""
     first = error.errors()[0]
-    path = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
-    # Discriminated unions add the tag to the path (data.source.npz.path): keep it, it helps.
+    # pydantic puts the tag of a discriminated union in the path (model.mlp.width); the path a
+    # user writes, in YAML or --set, has no tag (model.width)
+    loc = [str(p) for p in first["loc"] if not str(p).startswith("function-")]
+    path = ".".join(p for i, p in enumerate(loc)
+                    if not (i and loc[i - 1] in _UNION_TAGS and p in _UNION_TAGS[loc[i - 1]]))
     value = first.get("input")
     got = "" if first["type"] == "missing" else f" (got {value!r})"
     if isinstance(value, dict) and len(repr(value)) > 80:

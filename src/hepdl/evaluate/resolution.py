@@ -97,5 +97,9 @@ def plot_resolution(curves: list[ResolutionCurve]):
                               f"{curve.c:.2f}/E")
         ax.set_xlabel("True energy [GeV]")
         ax.set_ylabel(r"$\sigma(E)/E$")
-        ax.legend(fontsize="small")
+        if any(curve.energy for curve in curves):
+            ax.legend(fontsize="small")
+        else:
+            ax.text(0.5, 0.5, "too few events per energy bin", transform=ax.transAxes,
+                    ha="center")
     return fig

@@ -149,6 +149,7 @@ class Simulation:
     energy_min: float = 10.0
     energy_max: float = 510.0
     spot_energy_gev: float = 0.1
+    """Energy of a spot in a 100 GeV event; it scales as sqrt(E_event / 100 GeV)."""
     classes: tuple[str, ...] = ("Ele", "Gamma", "Pi0", "ChPi")
 
 
@@ -269,42 +270,49 @@ def _photons_enter(showers: _Showers, event, energy, x, y, geo: CaloGeometry, rn
         showers.add(ev, e_part, xc + shift, yc, np.zeros(len(ev)), charged=True)
 
 
-def _spots(energy: np.ndarray, sim: Simulation) -> np.ndarray:
-    """Spots per shower: one per ``spot_energy_gev`` for every shower of every class.
+def _spots(energy: np.ndarray, event_energy: np.ndarray, sim: Simulation) -> np.ndarray:
+    """Spots per shower: one per spot energy, the same for every shower of an event.
 
-    A spot is an integration point of the profile; the cell-level fluctuations come from the
-    readout's sampling term. The spot energy must be the same for all showers: a cap on spots
-    per shower would give a pi0 (two showers) twice the spots of a photon of the same energy,
-    and so more hit cells in its tails, a difference no detector would see.
+    A spot is an integration point of the profile; the energy resolution comes from the
+    readout's sampling term. Within an event every shower has the same spot energy: a cap on
+    spots per shower would give a pi0 (two showers) twice the spots of a photon of the same
+    energy, and so more hit cells in its tails, a difference no detector would see. Across
+    events the spot energy grows as sqrt(E_event): a 500 GeV event needs fewer points per GeV
+    for the same relative precision of its cells (GFlash's own count grows as E^0.96).
     """
-    return np.maximum(np.ceil(energy / sim.spot_energy_gev), 1).astype(np.int64)
+    spot = sim.spot_energy_gev * np.sqrt(np.maximum(event_energy, 1.0) / 100.0)
+    return np.maximum(np.ceil(energy / spot), 1).astype(np.int64)
 
 
-def _em_spots(showers: _Showers, sim: Simulation, rng):
+def _em_spots(showers: _Showers, event_energy: np.ndarray, sim: Simulation, rng):
     """GFlash spots of every electromagnetic shower: (event, depth in X0, x, y, energy)."""
     geo = sim.geometry
     event, energy, x, y, start = showers.arrays()
     ok = energy > 0.05  # GFlash needs ln(E/Ec) > 0.812; a softer shower deposits at its start
     depth_max, alpha, beta = draw_longitudinal(np.maximum(energy, 0.05), geo.material, rng)
-    n = _spots(energy, sim)
+    n = _spots(energy, event_energy[event.astype(np.int64)], sim)
     owner = np.repeat(np.arange(len(event)), n)
-    t = rng.gamma(alpha[owner], 1.0 / beta[owner])
-    t = np.where(ok[owner], t, 0.0)
-    tau = t / depth_max[owner]
-    r = draw_radius(tau, np.maximum(energy[owner], 0.05), geo.material.z, rng)
-    depth = start[owner] + t
-    moliere = np.where(depth < geo.ecal_depth_x0, geo.ecal_moliere_mm,
-                       geo.hcal_moliere_mm)
-    phi = rng.uniform(0, 2 * np.pi, len(owner))
-    return (event[owner], depth, x[owner] + r * moliere * np.cos(phi),
-            y[owner] + r * moliere * np.sin(phi), (energy / n)[owner])
+    # single precision for the per-spot arrays: millions of spots, memory-bound arithmetic
+    f32 = np.float32
+    t = rng.standard_gamma(alpha.astype(f32)[owner], dtype=f32) * (1.0 / beta).astype(f32)[owner]
+    t = np.where(ok[owner], t, f32(0))
+    tau = t / depth_max.astype(f32)[owner]
+    log_e = np.log(np.maximum(energy, 0.05)).astype(f32)
+    r = draw_radius(tau, None, geo.material.z, rng, log_e=log_e[owner])
+    depth = start.astype(f32)[owner] + t
+    moliere = np.where(depth < geo.ecal_depth_x0, f32(geo.ecal_moliere_mm),
+                       f32(geo.hcal_moliere_mm))
+    phi = rng.random(len(owner), dtype=f32) * f32(2 * np.pi)
+    r = r * moliere
+    return (event[owner], depth, x.astype(f32)[owner] + r * np.cos(phi),
+            y.astype(f32)[owner] + r * np.sin(phi), (energy / n)[owner])
 
 
-def _hadron_spots(event, energy, start_lambda, x, y, sim: Simulation, rng):
+def _hadron_spots(event, energy, start_lambda, x, y, event_energy, sim: Simulation, rng):
     """Spots of the hadronic part: (event, depth in lambda, x, y, energy)."""
     had = sim.hadronic
     ok = energy > 0.01
-    n = np.where(ok, _spots(energy, sim), 0)
+    n = np.where(ok, _spots(energy, event_energy[event], sim), 0)
     owner = np.repeat(np.arange(len(event)), n)
     t_max = np.maximum(0.2 * np.log(np.maximum(energy, 1.0)) + 0.1, 0.2)
     t = rng.gamma(had.alpha, (t_max / (had.alpha - 1.0))[owner])
@@ -447,7 +455,7 @@ def simulate(pdg: np.ndarray, energy: np.ndarray, sim: Simulation, rng: np.rando
                         jitter_y[pion] + dy, start_x0)
         response = np.clip(rng.normal(had.h_over_e, had.h_over_e_sigma, len(pion)), 0.3, 1.0)
         ev, depth_l, hx, hy, he = _hadron_spots(pion, e_pi * (1 - f_em) * response, depth,
-                                                jitter_x[pion], jitter_y[pion], sim, rng)
+                                                jitter_x[pion], jitter_y[pion], energy, sim, rng)
         in_ecal = depth_l < geo.ecal_lambda
         ecal.add(ev[in_ecal], hx[in_ecal], hy[in_ecal],
                  geo.ecal_layer_at(geo.lambda_to_x0(depth_l[in_ecal])), he[in_ecal])
@@ -455,7 +463,7 @@ def simulate(pdg: np.ndarray, energy: np.ndarray, sim: Simulation, rng: np.rando
                  (depth_l[~in_ecal] - geo.ecal_lambda) / geo.hcal_layer_lambda, he[~in_ecal])
         _mip_track(ecal, hcal, pion, depth, jitter_x[pion], jitter_y[pion], geo, rng)
 
-    ev, depth, sx, sy, se = _em_spots(showers, sim, rng)
+    ev, depth, sx, sy, se = _em_spots(showers, energy, sim, rng)
     in_ecal = depth < geo.ecal_depth_x0
     ecal.add(ev[in_ecal], sx[in_ecal], sy[in_ecal], geo.ecal_layer_at(depth[in_ecal]),
              se[in_ecal])
@@ -528,6 +536,7 @@ def _block(sim: Simulation, pdg: np.ndarray, energy: np.ndarray, seed: int, bloc
     out = {"ECAL": ecal, "HCAL": hcal, "target": target.astype(np.float32),
            "pdgID": pdg.astype(np.int32), "energy": energy.astype(np.float32)}
     out.update({f"truth/{k}": v.astype(np.float32) for k, v in truth.items()})
+    out.update({f"_hits_{k}": np.count_nonzero(v) for k, v in (("ECAL", ecal), ("HCAL", hcal))})
     return out
 
 
@@ -545,28 +554,33 @@ def make_calo(out, events: int, *, seed: int = 1, workers: int = 1, sim: Simulat
     from hepdl.generate.writer import block_ranges, run_blocks, write_blocks
 
     sim = sim or Simulation()
+    geo = sim.geometry
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2**31 - 1]))
     codes = np.array([PARTICLES[name] for name in sim.classes])
     pdg = codes[rng.permutation(np.arange(events) % len(codes))]  # balanced classes
     pdg = np.where((pdg == 211) & (rng.random(events) < 0.5), -211, pdg)  # pi+ and pi-
     energy = rng.uniform(sim.energy_min, sim.energy_max, events)
+    chunk_events = min(128, events)
+    block_size = max(chunk_events, block_size // chunk_events * chunk_events)
     ranges = block_ranges(events, block_size)
     jobs = [(sim, pdg[lo:hi], energy[lo:hi], seed, b) for b, (lo, hi) in enumerate(ranges)]
-    occupancy = {"ECAL": 0.0, "HCAL": 0.0}
+    hits = {"ECAL": 0, "HCAL": 0}
 
     def counted(blocks):
         for block in blocks:
-            for key in occupancy:
-                occupancy[key] += float(np.count_nonzero(block[key])) / block[key][0].size
+            for key in hits:
+                hits[key] += int(block.extras[f"_hits_{key}"])
             yield block
 
+    cells = {"ECAL": int(np.prod(geo.ecal_shape)), "HCAL": int(np.prod(geo.hcal_shape))}
     attrs = {**settings(sim), "generator": "hepdl.generate.calo", "seed": seed,
              "layout": "v2", "target_columns": ["energy", "px", "py", "pz", "pdgID"]}
-    path = write_blocks(out, events, counted(run_blocks(_block, jobs, workers)), attrs,
-                        progress=progress)
+    path = write_blocks(out, events, counted(run_blocks(_block, jobs, workers, chunk_events)),
+                        attrs, chunk_events=chunk_events, progress=progress)
+    occupancy = {key: hits[key] / (events * cells[key]) for key in hits}
     import h5py
 
     with h5py.File(path, "r+") as handle:
-        for key, total in occupancy.items():
-            handle.attrs[f"occupancy_{key}"] = total / events
-    return path, {k: v / events for k, v in occupancy.items()}
+        for key, value in occupancy.items():
+            handle.attrs[f"occupancy_{key}"] = value
+    return path, occupancy

@@ -82,9 +82,12 @@ def draw_longitudinal(energy: np.ndarray, material: Material, rng: np.random.Gen
     return depth_max, alpha, beta
 
 
-def radial_parameters(tau: np.ndarray, energy: np.ndarray, z: float):
-    """Core radius Rc, tail radius Rt (Moliere radii) and core probability p at tau = t / T."""
-    log_e = np.log(energy)
+def radial_parameters(tau: np.ndarray, energy: np.ndarray, z: float, log_e=None):
+    """Core radius Rc, tail radius Rt (Moliere radii) and core probability p at tau = t / T.
+
+    ``log_e`` may be given (ln E per spot, taken from its shower) to save the logarithms.
+    """
+    log_e = np.log(energy) if log_e is None else log_e
     rc = (0.0251 + 0.00319 * log_e) + (0.1162 - 0.000381 * z) * tau
     k1, k2, k3, k4 = 0.659 - 0.00309 * z, 0.645, -2.59, 0.3585 + 0.0412 * log_e
     rt = k1 * (np.exp(k3 * (tau - k2)) + np.exp(k4 * (tau - k2)))
@@ -94,10 +97,12 @@ def radial_parameters(tau: np.ndarray, energy: np.ndarray, z: float):
     return rc, rt, p
 
 
-def draw_radius(tau: np.ndarray, energy: np.ndarray, z: float, rng: np.random.Generator):
+def draw_radius(tau: np.ndarray, energy: np.ndarray, z: float, rng: np.random.Generator,
+                log_e=None):
     """Radii (Moliere radii) of spots from f(r) = p f_core + (1-p) f_tail,
     f_R(r) = 2 r R^2 / (r^2 + R^2)^2, drawn as r = R sqrt(u / (1 - u))."""
-    rc, rt, p = radial_parameters(tau, energy, z)
-    radius = np.where(rng.random(len(tau)) < p, rc, rt)
-    u = rng.uniform(0.0, 0.999, len(tau))  # u -> 1 is r -> infinity; beyond 0.999 is far outside
+    rc, rt, p = radial_parameters(tau, energy, z, log_e)
+    radius = np.where(rng.random(len(tau), dtype=np.float32) < p, rc, rt)
+    # u -> 1 is r -> infinity; beyond 0.999 is far outside any window
+    u = 0.999 * rng.random(len(tau), dtype=np.float32)
     return radius * np.sqrt(u / (1.0 - u))

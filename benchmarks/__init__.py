@@ -1,0 +1,1 @@
+"""hepdl's throughput benchmarks: run on demand with ``python -m benchmarks``, never as tests."""
