@@ -1,6 +1,12 @@
 """Input normalizations as fitted torch modules that travel with the model."""
 
-from hepdl.preprocess import nonlinear, standardize  # noqa: F401  (registers the transforms)
+from hepdl.preprocess import (  # noqa: F401  (registers the transforms)
+    learnable,
+    nonlinear,
+    pca,
+    scaling,
+    standardize,
+)
 from hepdl.preprocess.base import (
     Chain,
     Transform,
