@@ -119,6 +119,27 @@ def predict(
     _console().print(f"wrote {api.predict(run, input, output)}")
 
 
+study_app = typer.Typer(no_args_is_help=True, help="Train a base config over a grid.")
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("normalization")
+@command
+def study_normalization(
+    config: Annotated[Path, typer.Argument(help="A YAML config with a study: grid section.")],
+    set_: Annotated[list[str], typer.Option("--set", help="Override a field of the base.")] = [],  # noqa: B006
+):
+    """The seeds/000 study: the base MLP over ECAL norm x HCAL norm x width x depth, as a table."""
+    from hepdl.cli_output import print_study
+    from hepdl.config import load_config
+    from hepdl.study import run_study, table_rows, winners
+
+    loaded = load_config(config, set_)
+    console = _console()
+    results = run_study(loaded, console=console)
+    print_study(console, table_rows(loaded, results), winners(loaded, results))
+
+
 make_app = typer.Typer(no_args_is_help=True, help="Generate embedded datasets offline.")
 data_app.add_typer(make_app, name="make")
 

@@ -45,3 +45,27 @@ def print_summaries(console, path, summaries) -> None:
                       "" if s.maximum is None else f"{s.maximum:.6g}",
                       "" if s.nonfinite is None else str(s.nonfinite), s.note)
     console.print(table)
+
+
+def print_study(console, rows: list[dict[str, Any]], summary: list[str]) -> None:
+    """The seeds/000 table, best first, and which setting won."""
+    from rich.table import Table
+
+    if not rows:
+        return
+    shown = [k for k in rows[0] if k not in {"model", "finding"}]
+    table = Table(title="study (best first)")
+    table.add_column("model")
+    for key in shown:
+        table.add_column(key, justify="right")
+    for row in rows:
+        cells = [f"{row[k]:.4f}" if isinstance(row[k], float) and k.endswith("_AUC")
+                 else str(row[k]) for k in shown]
+        table.add_row(row["model"], *cells)
+    console.print(table)
+    for row in rows:
+        if row["finding"]:
+            console.print(f"[red]trial {row['trial']} {row['status']}:[/] {row['finding']}",
+                          soft_wrap=True)
+    for line in summary:
+        console.print(line, soft_wrap=True)

@@ -381,6 +381,28 @@ class EvaluateConfig(Section):
         return value
 
 
+# --------------------------------------------------------------------------- studies
+
+
+class StudyConfig(Section):
+    """A grid of changes to the base config, each combination trained as one trial."""
+
+    grid: dict[str, list[Any]] = Field(
+        min_length=1, description="Dotted field path -> values, e.g. model.width: [32, 128] or "
+        "preprocess.ecal: [[nonlinear_log_tanh], [{divide: {by: 150}}]].")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Dotted path -> column name in the table (ECALNorm).")
+    metric: str = Field(default="mean_auc", description="The test metric that ranks trials.")
+
+    @field_validator("grid")
+    @classmethod
+    def _values(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        empty = [k for k, v in value.items() if not v]
+        if empty:
+            raise ValueError(f"grid entry {empty[0]!r} has no values")
+        return value
+
+
 # --------------------------------------------------------------------------- the whole run
 
 
@@ -397,6 +419,7 @@ class Config(Section):
     model: ModelConfig = Field(default_factory=MLPConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    study: StudyConfig | None = Field(default=None, description="hepdl study: the grid.")
 
     @field_validator("model", mode="before")
     @classmethod

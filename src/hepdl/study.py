@@ -1,0 +1,257 @@
+"""Studies: one base config trained over a grid of changes, ending in the table of seeds/000.
+
+``hepdl study normalization CONFIG`` trains the config's base over every combination of its
+``study.grid`` (ECAL norm x HCAL norm x width x depth in seeds/000), each trial a full run
+directory, and writes ``table.csv``, ``table.md``, ``auc_by_trial.png`` and ``study.json``. The
+grid runs in order here; the scan machinery of Optuna can take it over later.
+
+A trial whose network collapsed (constant output: the first row of seeds/000, every AUC 0.5000)
+is flagged with its cause found in the network (input scale after normalization, dead or
+saturated units) instead of being listed as a result.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hepdl.config import Config, config_from_dict
+from hepdl.errors import HepdlError
+from hepdl.runs import atomic_write
+
+
+@dataclass
+class Trial:
+    number: int
+    values: dict[str, Any]
+    run: Path
+    status: str = "pending"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 0
+    seconds: float = 0.0
+    finding: str | None = None
+
+
+def _set(raw: dict, dotted: str, value: Any) -> None:
+    node = raw
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = copy.deepcopy(value)
+
+
+def describe_norm(chain: Any) -> str:
+    """A short name for a preprocessing chain, as seeds/000 writes it (150.0, 'nonlinear')."""
+    names = []
+    for spec in chain if isinstance(chain, list) else [chain]:
+        name, options = (spec, {}) if isinstance(spec, str) else next(iter(spec.items()))
+        options = options or {}
+        if name == "divide":
+            by = options.get("by", "max")
+            names.append(f"{float(by):g}" if not isinstance(by, str) else f"'{by}'")
+        elif name in ("nonlinear_log_tanh", "learnable_log_tanh"):
+            names.append(f"'{name.split('_')[0]}'")
+        else:
+            names.append(f"'{name}'")
+    return "+".join(names) or "'none'"
+
+
+def _describe(value: Any, path: str) -> str:
+    return describe_norm(value) if path.startswith("preprocess.") else f"{value}"
+
+
+def trials(config: Config) -> list[tuple[dict[str, Any], Config]]:
+    """Every combination of the grid as (values, config), the base with them set."""
+    base = config.model_dump(mode="json")
+    study = base.pop("study")
+    grid = study["grid"]
+    out = []
+    for combination in itertools.product(*grid.values()):
+        values = dict(zip(grid, combination, strict=True))
+        raw = copy.deepcopy(base)
+        for path, value in values.items():
+            _set(raw, path, value)
+        out.append((values, config_from_dict(raw, origin=f"study grid {values}")))
+    return out
+
+
+def diagnose(run: Path, n_events: int = 2048) -> str:
+    """Why a network's output is constant: input scale after normalization, dead ReLU units and
+    saturated tanh/sigmoid units per hidden layer, on test events."""
+    import torch
+
+    from hepdl.data import load_splits
+    from hepdl.runs import Run
+
+    loaded = Run.load(run)
+    test = load_splits(loaded.config.data, loaded.config.task, loaded.config.seed)["test"]
+    network = loaded.network()
+    inputs = {k: torch.from_numpy(v[:n_events]) for k, v in test.inputs.items()}
+    found = []
+    with torch.no_grad():
+        for name, chain in network.preprocess.items():
+            scale = float(chain(inputs[name]).abs().max())
+            if scale > 10:
+                found.append(f"{name} inputs reach |x| = {scale:.3g} after normalization")
+        outputs: list[tuple[str, torch.Tensor]] = []
+        hooks = [m.register_forward_hook(lambda mod, i, o, n=n: outputs.append((n, o)))
+                 for n, m in network.body.named_modules()
+                 if isinstance(m, torch.nn.ReLU | torch.nn.Tanh | torch.nn.Sigmoid)]
+        network(inputs)
+        for hook in hooks:
+            hook.remove()
+    for layer, (_, value) in enumerate(outputs, start=1):
+        flat = value.flatten(1)
+        dead = float((flat.amax(0) <= 0).float().mean())
+        saturated = float((flat.abs() > 0.99).float().mean())
+        if dead > 0.5:
+            found.append(f"{dead:.0%} of the units of hidden layer {layer} dead")
+        elif saturated > 0.5:
+            found.append(f"{saturated:.0%} of hidden layer {layer} saturated")
+    return "; ".join(found) or "no saturated or dead units found"
+
+
+def run_study(config: Config, *, out: Path | None = None, console=None) -> list[Trial]:
+    """Train every trial of ``config.study`` and write the study's table, plot and summary.
+
+    Returns
+    -------
+    list of Trial
+        In grid order; ``status`` is completed, collapsed or failed.
+    """
+    from hepdl import api
+    from hepdl.runs import Run, read_meta
+
+    if config.study is None:
+        raise HepdlError("the config has no study section (study: {grid: {...}})")
+    out = Path(out) if out is not None else Path(config.runs_dir) / config.name
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    grid = trials(config)
+    for number, (values, trial_config) in enumerate(grid):
+        run = out / f"trial_{number:03d}"
+        trial = Trial(number, values, run)
+        if console is not None:
+            shown = ", ".join(f"{config.study.columns.get(k, k)}={_describe(v, k)}"
+                              for k, v in values.items())
+            console.rule(f"trial {number + 1}/{len(grid)}: {shown}")
+        if (run / "metrics.json").is_file() and read_meta(run).get("status") == "completed":
+            trial.status = "completed"  # a study run again takes the finished trials as they are
+        else:
+            if run.exists():
+                import shutil
+
+                shutil.rmtree(run)  # an unfinished trial starts over
+            try:
+                api.train(trial_config, run_dir=run, console=console)
+                trial.status = "completed"
+            except HepdlError as exc:
+                trial.status, trial.finding = "failed", str(exc)
+        if trial.status == "completed":
+            trial.metrics = json.loads((run / "metrics.json").read_text())
+            meta = read_meta(run)
+            trial.epochs = int(meta.get("epochs_trained") or 0)
+            trial.seconds = float(Run.load(run).history["seconds"].sum())
+            if trial.metrics.get("warnings"):
+                trial.status = "collapsed"
+                trial.finding = f"{trial.metrics['warnings'][0].split(':')[0]}: {diagnose(run)}"
+        results.append(trial)
+    write_study(config, results, out)
+    return results
+
+
+def table_rows(config: Config, results: list[Trial]) -> list[dict[str, Any]]:
+    """One row per trial as seeds/000 writes them, best first (collapsed and failed last)."""
+    rows = []
+    metric = config.study.metric
+    for trial in results:
+        labels = {config.study.columns.get(k, k): _describe(v, k) for k, v in trial.values.items()}
+        row: dict[str, Any] = {"trial": trial.number,
+                               "model": " ".join(f"{k}={v}" for k, v in labels.items())}
+        for name, auc in trial.metrics.get("auc", {}).items():
+            row[f"{name}_AUC"] = auc
+        row.update(labels)
+        row.update(epochs=trial.epochs, seconds=round(trial.seconds, 1), status=trial.status,
+                   finding=trial.finding or "")
+        row["_score"] = trial.metrics.get(metric) if trial.status == "completed" else None
+        rows.append(row)
+    rows.sort(key=lambda r: (r["_score"] is None, -(r["_score"] or 0)))
+    for row in rows:
+        del row["_score"]
+    return rows
+
+
+def winners(config: Config, results: list[Trial]) -> list[str]:
+    """For each grid dimension: the value with the best trial, and its margin over the next."""
+    metric = config.study.metric
+    done = [t for t in results if t.status == "completed" and t.metrics.get(metric) is not None]
+    lines = []
+    for path in config.study.grid:
+        best: dict[str, float] = {}
+        for trial in done:
+            label = _describe(trial.values[path], path)
+            best[label] = max(best.get(label, float("-inf")), trial.metrics[metric])
+        ranked = sorted(best.items(), key=lambda kv: -kv[1])
+        name = config.study.columns.get(path, path)
+        never = sorted({_describe(t.values[path], path) for t in results} - set(best))
+        if len(ranked) >= 2:
+            (top, top_value), (second, second_value) = ranked[0], ranked[1]
+            lines.append(f"{name}: {top} won with best {metric} {top_value:.4f}, "
+                         f"{top_value - second_value:+.4f} over {second} ({second_value:.4f})")
+        elif ranked:
+            lines.append(f"{name}: only {ranked[0][0]} trained ({ranked[0][1]:.4f})")
+        if never:
+            lines.append(f"{name}: every trial with {', '.join(never)} collapsed or failed")
+    return lines
+
+
+def write_study(config: Config, results: list[Trial], out: Path) -> None:
+    import pandas as pd
+
+    rows = table_rows(config, results)
+    frame = pd.DataFrame(rows)
+    summary = winners(config, results)
+    atomic_write(out / "table.csv", frame.to_csv(index=False))
+    atomic_write(out / "table.md", "".join(f"- {line}\n" for line in summary) + "\n"
+                 + _markdown(frame))
+    atomic_write(out / "study.json", json.dumps({
+        "name": config.name, "metric": config.study.metric, "summary": summary, "rows": rows},
+        indent=2, default=str) + "\n")
+    if any(t.status == "completed" for t in results):
+        from hepdl.evaluate.plots import save_figure
+
+        save_figure(plot_auc_by_trial(rows), out / "auc_by_trial.png")
+
+
+def _markdown(frame) -> str:
+    def cell(value):
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join(lines) + "\n"
+
+
+def plot_auc_by_trial(rows: list[dict[str, Any]]):
+    """Per-class AUC of each completed trial, best first."""
+    import numpy as np
+
+    from hepdl.evaluate.plots import _figure, _style
+
+    done = [r for r in rows if r["status"] == "completed"]
+    classes = [k for k in done[0] if k.endswith("_AUC")] if done else []
+    with _style():
+        fig, axes = _figure(size=(max(7.5, 0.9 * len(done) + 3), 6.0))
+        ax = axes[0, 0]
+        x = np.arange(len(done))
+        for i, name in enumerate(classes):
+            ax.plot(x + (i - len(classes) / 2) * 0.05, [r[name] for r in done], marker="o",
+                    linestyle="", label=name[:-4])
+        ax.set_xticks(x, [r["model"].replace(" ", "\n") for r in done], fontsize="x-small")
+        ax.set_ylabel("AUC (one vs rest)")
+        ax.legend(fontsize="small")
+    return fig

@@ -1,0 +1,80 @@
+"""The normalization study end to end on generated calorimeter data."""
+
+import json
+
+import pytest
+
+from hepdl.config import config_from_dict
+from hepdl.generate.calo import make_calo
+from hepdl.study import describe_norm, run_study, trials
+
+
+@pytest.fixture(scope="module")
+def calo_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("study") / "calo.h5"
+    make_calo(path, 400, seed=4, block_size=128)
+    return path
+
+
+def study_config(tmp_path, calo_file, grid, **train):
+    return config_from_dict({
+        "name": "norms", "seed": 1, "runs_dir": str(tmp_path),
+        "data": {"source": {"kind": "lcd", "layout": "v2", "files": str(calo_file)}},
+        "model": {"width": 16, "depth": 1},
+        "train": {"epochs": 2, "batch_size": 64, "threads": 1, **train},
+        "study": {"grid": grid, "columns": {"preprocess.ecal": "ECALNorm",
+                                            "preprocess.hcal": "HCALNorm"}}})
+
+
+def test_grid_expands_to_every_combination(tmp_path, calo_file):
+    config = study_config(tmp_path, calo_file, {
+        "preprocess.ecal": [[{"divide": {"by": 150.0}}], ["nonlinear_log_tanh"]],
+        "model.width": [8, 16, 32]})
+    combos = trials(config)
+    assert len(combos) == 6
+    assert {c.model.width for _, c in combos} == {8, 16, 32}
+    assert combos[0][1].preprocess["ecal"] == [{"divide": {"by": 150.0}}]
+    assert all(c.study is None for _, c in combos)
+    assert describe_norm([{"divide": {"by": 480.4}}]) == "480.4"
+    assert describe_norm(["nonlinear_log_tanh"]) == "'nonlinear'"
+
+
+def test_study_writes_the_seeds_000_table(tmp_path, calo_file, cli):
+    from .conftest import write_config
+
+    raw = study_config(tmp_path, calo_file, {
+        "preprocess.ecal": [[{"divide": {"by": 150.0}}], ["nonlinear_log_tanh"]],
+        "preprocess.hcal": [["nonlinear_log_tanh"]]}).model_dump(mode="json")
+    result = cli("study", "normalization", write_config(tmp_path / "study.yaml", raw))
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "norms"
+    summary = json.loads((out / "study.json").read_text())
+    rows = summary["rows"]
+    assert [r["model"] for r in rows if r["status"] == "completed"]
+    assert set(rows[0]) >= {"model", "Ele_AUC", "Pi0_AUC", "ChPi_AUC", "Gamma_AUC", "ECALNorm",
+                            "HCALNorm", "epochs", "seconds", "status"}
+    scores = [r["Ele_AUC"] for r in rows if r["status"] == "completed"]
+    assert len(scores) == 2
+    assert rows[0]["model"].startswith("ECALNorm=")
+    assert summary["summary"][0].startswith("ECALNorm: ")
+    table = (out / "table.md").read_text()
+    assert "| trial | model | Ele_AUC |" in table and (out / "auc_by_trial.png").is_file()
+    assert (out / "table.csv").read_text().startswith("trial,model,Ele_AUC")
+    assert (out / "trial_000" / "report.html").is_file()
+    # run again: finished trials are taken as they are, not retrained
+    stamp = (out / "trial_001" / "model.pt").stat().st_mtime_ns
+    assert cli("study", "normalization", tmp_path / "study.yaml").exit_code == 0
+    assert (out / "trial_001" / "model.pt").stat().st_mtime_ns == stamp
+
+
+def test_a_collapsed_trial_is_flagged_with_its_cause(tmp_path, calo_file):
+    # cells x 100 into a ReLU MLP trained by SGD at lr 1: the first steps kill the units and
+    # the output stops depending on the input (seeds/000's first row, every AUC 0.5000)
+    scaled = [[{"divide": {"by": 0.01}}]]
+    config = study_config(tmp_path, calo_file, {"preprocess.ecal": scaled,
+                                                "preprocess.hcal": scaled}, lr=1.0, optimizer="sgd")
+    (trial,) = run_study(config)
+    assert trial.status == "collapsed", trial.metrics
+    assert trial.finding.startswith("output constant over the test events")
+    assert "inputs reach |x| = " in trial.finding
+    assert "dead" in trial.finding
