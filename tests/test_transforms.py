@@ -105,6 +105,37 @@ def test_bad_options_and_bad_data():
         make({"log": {"offset": 20.0}}, np.array([[10.0], [30.0]]))
 
 
+FITTED = ["standardize", "minmax", "robust", {"divide": {"by": "max"}},
+          {"divide": {"by": "quantile", "q": 0.9}}, {"shared_scale": {"groups": [[0, 1]]}},
+          "pca", {"pca": {"whiten": True}}]
+
+
+@pytest.mark.parametrize("spec", FITTED, ids=str)
+def test_each_transform_is_fitted_on_the_training_split_only(tmp_path, spec):
+    from hepdl.config import config_from_dict
+    from hepdl.data import load_splits
+    from hepdl.models import Network
+    from hepdl.train import fit
+
+    data = np.abs(FEATURES).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=data, y=(data[:, 0] > 1).astype(int))
+    config = config_from_dict({
+        "name": "fit", "seed": 4, "runs_dir": str(tmp_path / "runs"),
+        "data": {"source": {"kind": "npz", "path": str(tmp_path / "d.npz"), "inputs": {"x": "x"},
+                            "label": "y"}},
+        "preprocess": {"x": [spec]}, "model": {"width": 4, "depth": 1},
+        "train": {"epochs": 1, "threads": 1, "lr": 1e-9}})
+    checkpoint = torch.load(fit(config) / "model.pt", weights_only=True)
+    network = Network(checkpoint["spec"])
+    network.load_state_dict(checkpoint["model"])
+    train = load_splits(config.data, "classification", 4)["train"].inputs["x"]
+    on_train = make(spec, train)
+    on_all = make(spec, data)
+    x = torch.tensor(data)
+    torch.testing.assert_close(network.preprocess["x"](x), on_train(x))
+    assert not torch.allclose(on_all(x), on_train(x), atol=1e-6)  # the splits do differ
+
+
 def test_preprocessing_is_fitted_on_the_training_split_only(tmp_path):
     from hepdl.config import config_from_dict
     from hepdl.data import load_splits
