@@ -26,7 +26,10 @@ _state = {"debug": False}
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    console = Console(stderr=stderr)
+    if not console.is_terminal:  # a log file or a pipe: wide enough for the tables, no wrapping
+        console = Console(stderr=stderr, width=160)
+    return console
 
 
 def _fail(message: str, code: int) -> None:

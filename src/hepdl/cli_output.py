@@ -53,7 +53,9 @@ def print_study(console, rows: list[dict[str, Any]], summary: list[str]) -> None
 
     if not rows:
         return
-    shown = [k for k in rows[0] if k not in {"model", "finding"}]
+    # seeds/000's columns: the model (its grid values), the per-class AUCs, epochs; the grid
+    # values have their own columns in table.csv and table.md
+    shown = [k for k in rows[0] if k.endswith("_AUC")] + ["epochs", "seconds", "status"]
     table = Table(title="study (best first)")
     table.add_column("model")
     for key in shown:

@@ -202,7 +202,7 @@ def winners(config: Config, results: list[Trial]) -> list[str]:
             (top, top_value), (second, second_value) = ranked[0], ranked[1]
             lines.append(f"{name}: {top} won with best {metric} {top_value:.4f}, "
                          f"{top_value - second_value:+.4f} over {second} ({second_value:.4f})")
-        elif ranked:
+        elif ranked and len(config.study.grid[path]) > 1:
             lines.append(f"{name}: only {ranked[0][0]} trained ({ranked[0][1]:.4f})")
         if never:
             lines.append(f"{name}: every trial with {', '.join(never)} collapsed or failed")
@@ -228,30 +228,38 @@ def write_study(config: Config, results: list[Trial], out: Path) -> None:
 
 
 def _markdown(frame) -> str:
-    def cell(value):
-        return f"{value:.4f}" if isinstance(value, float) else str(value)
+    def cell(column, value):
+        if isinstance(value, float) and column.endswith("_AUC"):
+            return f"{value:.4f}"
+        return f"{value:g}" if isinstance(value, float) else str(value)
 
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
+    columns = list(frame.columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(c, v) for c, v in zip(columns, row, strict=True)) + " |"
+              for row in frame.itertuples(False)]
     return "\n".join(lines) + "\n"
 
 
 def plot_auc_by_trial(rows: list[dict[str, Any]]):
     """Per-class AUC of each completed trial, best first."""
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     from hepdl.evaluate.plots import _figure, _style
 
     done = [r for r in rows if r["status"] == "completed"]
     classes = [k for k in done[0] if k.endswith("_AUC")] if done else []
     with _style():
-        fig, axes = _figure(size=(max(7.5, 0.9 * len(done) + 3), 6.0))
+        fig, axes = _figure(size=(13.0, max(4.5, 0.55 * len(done) + 2.5)))
         ax = axes[0, 0]
-        x = np.arange(len(done))
+        y = np.arange(len(done))[::-1]  # the best trial on top
         for i, name in enumerate(classes):
-            ax.plot(x + (i - len(classes) / 2) * 0.05, [r[name] for r in done], marker="o",
+            ax.plot([r[name] for r in done], y + (i - len(classes) / 2) * 0.06, marker="o",
                     linestyle="", label=name[:-4])
-        ax.set_xticks(x, [r["model"].replace(" ", "\n") for r in done], fontsize="x-small")
-        ax.set_ylabel("AUC (one vs rest)")
-        ax.legend(fontsize="small")
+        ax.set_yticks(y, [r["model"] for r in done], fontsize="x-small")
+        ax.set_ylim(-0.6, len(done) - 0.4)
+        ax.minorticks_off()
+        ax.set_xlabel("AUC (one vs rest)")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.legend(fontsize="x-small", ncols=2, loc="best")
     return fig
