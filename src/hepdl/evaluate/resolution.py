@@ -93,8 +93,7 @@ def plot_resolution(curves: list[ResolutionCurve]):
             if curve.a is not None:
                 grid = np.linspace(min(curve.energy), max(curve.energy), 200)
                 ax.plot(grid, curve.model(grid), color=line[0].get_color(),
-                        label=f"{curve.a:.2f}/$\\sqrt{{E}}$ $\\oplus$ {curve.b:.3f} $\\oplus$ "
-                              f"{curve.c:.2f}/E")
+                        label=f"{curve.a:.2f}/\u221aE \u2295 {curve.b:.3f} \u2295 {curve.c:.2f}/E")
         ax.set_xlabel("True energy [GeV]")
         ax.set_ylabel(r"$\sigma(E)/E$")
         if any(curve.energy for curve in curves):
