@@ -315,3 +315,18 @@ def test_energy_regression_on_generated_files_in_memory_and_streamed(tmp_path):
         load_splits(config_from_dict({"data": {"source": {
             "kind": "lcd", "layout": "v2", "files": str(tmp_path / "calo.h5"), "observers": []}},
             "train": {"loss": "mse"}}).data, "regression", 2)
+
+
+def test_scalars_such_as_the_energy_are_model_inputs(tmp_path):
+    from hepdl.generate.calo import make_calo
+
+    make_calo(tmp_path / "calo.h5", 64, seed=6, block_size=64)
+    data = DataConfig.model_validate({"source": {
+        "kind": "lcd", "layout": "v2", "files": str(tmp_path / "calo.h5"),
+        "scalar_inputs": ["energy"]}})
+    dataset = load_dataset(data)
+    assert dataset.input_shapes == {"ecal": (25, 25, 25), "hcal": (5, 5, 60), "energy": (1,)}
+    np.testing.assert_allclose(dataset.inputs["energy"][:, 0], dataset.observers["energy"],
+                               rtol=1e-6)
+    with pytest.raises(ConfigError, match="scalar_inputs need in_memory: true"):
+        config_from_dict({"data": {**data.model_dump(mode="json"), "in_memory": False}})

@@ -137,6 +137,10 @@ class LcdSource(Section):
         default_factory=lambda: ["energy"],
         description="Per-event truth kept beside predictions (from 'target', or Event/ in v4).",
     )
+    scalar_inputs: list[LcdObserver] = Field(
+        default_factory=list, description="Per-event scalars (from 'target', or Event/ in v4) "
+        "handed to the model as inputs of their own, shape (N, 1): e.g. [energy].",
+    )
 
     @field_validator("files")
     @classmethod
@@ -145,7 +149,7 @@ class LcdSource(Section):
             raise ValueError("at least one file is required")
         return value
 
-    @field_validator("inputs", "observers", "target_columns", "class_names")
+    @field_validator("inputs", "observers", "target_columns", "class_names", "scalar_inputs")
     @classmethod
     def _unique(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and len(set(value)) != len(value):
@@ -162,7 +166,8 @@ class LcdSource(Section):
     @model_validator(mode="after")
     def _observers_in_target(self) -> LcdSource:
         if self.layout != "v4":
-            missing = [name for name in self.observers if name not in self.target_columns]
+            wanted = [*self.observers, *self.scalar_inputs]
+            missing = [name for name in wanted if name not in self.target_columns]
             if missing:
                 raise ValueError(f"observer {missing[0]!r} is not one of the target_columns "
                                  f"{self.target_columns}")
@@ -219,6 +224,9 @@ class DataConfig(Section):
             raise ValueError(f"in_memory: false streams HDF5 files; source kind "
                              f"{self.source.kind!r} is read whole (use kind hdf5 or lcd, or "
                              "in_memory: true)")
+        if not self.in_memory and getattr(self.source, "scalar_inputs", None):
+            raise ValueError("scalar_inputs need in_memory: true (the streaming loader reads "
+                             "the calorimeter images only)")
         if not self.in_memory and self.nonfinite == "drop":
             raise ValueError("nonfinite: drop needs in_memory: true (streamed events are counted "
                              "from the file headers before they are read); use nonfinite: error")

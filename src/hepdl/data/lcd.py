@@ -372,5 +372,10 @@ def read_lcd(source: LcdSource, path: PathSpec | None = None) -> dict:
                 read_inputs_into(handle[key], inputs[name][offset:offset + n], 0, int(n), file,
                                  key)
         offset += int(n)
+    if source.scalar_inputs:  # per-event scalars as inputs of their own, (N, 1)
+        scalars = read_lcd_observers(source.model_copy(update={
+            "observers": list(source.scalar_inputs)}), files)
+        inputs.update({name: scalars[name].astype(np.float32)[:, None]
+                       for name in source.scalar_inputs})
     return {"inputs": inputs, "labels": files.labels,
             "observers": read_lcd_observers(source, files), "class_names": files.class_names}
