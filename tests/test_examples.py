@@ -49,3 +49,18 @@ def test_calo_energy_regression_with_resolution_fit(cli, tmp_path, calo_file):
     assert labels == ["network", "calibrated cell sum"]
     assert "resolution.png" in metrics["plots"] and (run / "plots" / "resolution.png").is_file()
     assert "Energy resolution" in (run / "report.html").read_text()
+
+
+def test_predict_on_an_lcd_file_writes_scores_and_observers(cli, tmp_path, calo_file):
+    import h5py
+    import numpy as np
+
+    _, run = run_example(cli, tmp_path, "calo_4class", calo_file, "model.width=16")
+    out = tmp_path / "scores.h5"
+    result = cli("predict", run, "--input", calo_file, "--output", out)
+    assert result.exit_code == 0, result.output
+    with h5py.File(out) as f, h5py.File(calo_file) as truth:
+        assert sorted(f) == ["energy", "label", "score_ChPi", "score_Ele", "score_Gamma",
+                             "score_Pi0"]
+        np.testing.assert_allclose(f["energy"][()], truth["target"][:, 0, 0], rtol=1e-6)
+        assert len(f["label"]) == 320

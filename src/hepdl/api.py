@@ -128,7 +128,7 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
     ``input`` is a data file laid out like the run's training data (same keys), or a YAML data
     section. Labels are written when the file has them.
     """
-    from hepdl.config import DigitsSource
+    from hepdl.config import DigitsSource, LcdSource
     from hepdl.data import load_dataset
     from hepdl.errors import KeyNotFoundError
     from hepdl.evaluate import predict as run_network
@@ -145,6 +145,8 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
             kind = "hdf5" if input.suffix.lower() in {".h5", ".hdf5"} else "npz"
             source = {"kind": kind, "path": str(input), "inputs": {"pixels": "pixels"},
                       "label": "label", "class_names": [str(i) for i in range(10)]}
+        elif isinstance(source, LcdSource):  # the same layout, this file
+            source = source.model_dump(mode="json") | {"files": str(input)}
         else:
             source = source.model_dump(mode="json") | {"path": str(input)}
         data = DataConfig.model_validate(run.config.data.model_dump(mode="json")
@@ -152,7 +154,7 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
         try:
             dataset = load_dataset(data, task, require_labels=False)
         except KeyNotFoundError as exc:
-            if exc.key != data.source.label:
+            if exc.key != getattr(data.source, "label", None):
                 raise
             data.source.label = None  # an unlabelled file: scores only
             dataset = load_dataset(data, task, require_labels=False)

@@ -418,7 +418,7 @@ class Config(Section):
     """A whole study: data, preprocessing, model, training and evaluation."""
 
     name: str = Field(default="run", pattern=r"^[A-Za-z0-9_.+-]+$")
-    seed: int = 1
+    seed: int = Field(default=1, ge=0)
     runs_dir: str = Field(default="runs", description="Where run directories are created.")
     data: DataConfig
     preprocess: dict[str, list[TransformSpec]] = Field(
