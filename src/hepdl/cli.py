@@ -122,6 +122,81 @@ def predict(
     _console().print(f"wrote {api.predict(run, input, output)}")
 
 
+class _ScanGroup(typer.core.TyperGroup):
+    """``hepdl scan CONFIG`` runs a scan; ``hepdl scan worker|table ...`` are subcommands."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().resolve_command(ctx, args)
+
+
+scan_app = typer.Typer(cls=_ScanGroup, no_args_is_help=True,
+                       help="Hyperparameter scans on Optuna: hepdl scan CONFIG [--workers N].")
+app.add_typer(scan_app, name="scan")
+
+
+@scan_app.command("run")
+@command
+def scan_run(
+    config: Annotated[Path, typer.Argument(help="A YAML config with a scan: section.")],
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")] = 1,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a field.")] = [],  # noqa: B006
+):
+    """Run a scan (the same as hepdl scan CONFIG)."""
+    from hepdl.cli_output import print_study
+    from hepdl.config import load_config
+    from hepdl.scan import run_scan, scan_rows
+
+    loaded = load_config(config, set_)
+    console = _console()
+    study = run_scan(loaded, workers=workers, storage=storage, console=console)
+    print_study(console, scan_rows(study, loaded.scan.columns), [])
+
+
+@scan_app.command("worker")
+@command
+def scan_worker(
+    config: Annotated[Path, typer.Argument(help="The scan's YAML config.")],
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL (shared).")] = None,
+    seed: Annotated[int | None, typer.Option(help="This worker's sampler seed.")] = None,
+):
+    """One worker of a shared scan (one batch-system job): take trials until the budget."""
+    from hepdl.config import load_config
+    from hepdl.scan import run_worker
+
+    loaded = load_config(config)
+    if loaded.scan is None:
+        _fail(f"{config}: no scan section", 2)
+    run_worker(loaded, storage=storage, seed=seed, console=_console())
+
+
+@scan_app.command("table")
+@command
+def scan_table(
+    config: Annotated[Path, typer.Argument(help="The scan's YAML config.")],
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL.")] = None,
+    sort: Annotated[str | None, typer.Option(help="Column to sort by (default objective).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write .csv, .md or .html.")] = None,
+):
+    """The table of seeds/000 for a scan: trial, model, per-class AUC, values, status."""
+    from hepdl.cli_output import print_study
+    from hepdl.config import load_config
+    from hepdl.scan import scan_rows
+    from hepdl.scan.runner import open_study
+
+    loaded = load_config(config)
+    if loaded.scan is None:
+        _fail(f"{config}: no scan section", 2)
+    rows = scan_rows(open_study(loaded, storage), loaded.scan.columns, sort)
+    print_study(_console(), rows, [])
+    if out is not None:
+        from hepdl.scan.table import write_table
+
+        _console().print(f"wrote {write_table(rows, out)}")
+
+
 study_app = typer.Typer(no_args_is_help=True, help="Train a base config over a grid.")
 app.add_typer(study_app, name="study")
 

@@ -411,6 +411,49 @@ class StudyConfig(Section):
         return value
 
 
+# --------------------------------------------------------------------------- scans
+
+
+class ParameterSpec(Section):
+    """One dimension of a search space: categorical choices, or an int or float range."""
+
+    type: Literal["categorical", "int", "float"]
+    choices: list[Any] | None = None
+    low: float | None = None
+    high: float | None = None
+    step: float | None = Field(default=None, gt=0, description="Grid step of a range.")
+    log: bool = Field(default=False, description="Draw on a log scale (learning rates).")
+
+    @model_validator(mode="after")
+    def _complete(self) -> ParameterSpec:
+        if self.type == "categorical" and not self.choices:
+            raise ValueError("a categorical parameter needs choices")
+        if self.type != "categorical":
+            if self.low is None or self.high is None or not self.low < self.high:
+                raise ValueError(f"an {self.type} parameter needs low < high")
+            if self.log and self.low <= 0:
+                raise ValueError("a log-scale parameter needs low > 0")
+        return self
+
+
+class ScanConfig(Section):
+    """A hyperparameter scan on Optuna: search space, sampler, objective and budget."""
+
+    space: dict[str, ParameterSpec] = Field(
+        min_length=1, description="Dotted field path -> parameter, e.g. model.width.")
+    sampler: Literal["grid", "random", "tpe", "gp", "cmaes"] = "tpe"
+    objective: str = Field(default="mean_auc", description="A test metric: mean_auc, accuracy, "
+                           "auc.Pi0 (one class's AUC), relative_resolution ...")
+    direction: Literal["maximize", "minimize"] = "maximize"
+    trials: int | None = Field(default=20, ge=1, description="Trial budget of the whole study.")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds per worker.")
+    storage: str | None = Field(
+        default=None, description="Optuna storage URL (postgresql://...); default a journal "
+        "file runs_dir/name/study.journal that needs no server.")
+    columns: dict[str, str] = Field(default_factory=dict,
+                                    description="Dotted path -> column name in the table.")
+
+
 # --------------------------------------------------------------------------- the whole run
 
 
@@ -428,6 +471,7 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     study: StudyConfig | None = Field(default=None, description="hepdl study: the grid.")
+    scan: ScanConfig | None = Field(default=None, description="hepdl scan: the search.")
 
     @field_validator("model", mode="before")
     @classmethod

@@ -1,0 +1,74 @@
+"""The table of a scan, as seeds/000 writes it: one row per trial, best first."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def scan_rows(study, columns: dict[str, str] | None = None,
+              sort: str | None = None) -> list[dict[str, Any]]:
+    """Rows: trial, model name (the drawn values), per-class AUC, values, epochs, seconds,
+    status and the failure reason; sorted by the objective (or ``sort``), failures last."""
+    from optuna.trial import TrialState
+
+    from hepdl.study import describe_norm
+
+    columns = columns or {}
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get("grid_exhausted") or trial.state == TrialState.WAITING:
+            continue  # a worker's late ask after the grid ran out; a point not started yet
+        labels = {}
+        for path, value in trial.params.items():
+            if isinstance(value, str) and value[:1] in "[{\"":
+                value = json.loads(value)
+            labels[columns.get(path, path)] = (describe_norm(value) if path.startswith(
+                "preprocess.") else value)
+        row: dict[str, Any] = {"trial": trial.number,
+                               "model": " ".join(f"{k}={v}" for k, v in labels.items())}
+        for name, auc in (trial.user_attrs.get("auc") or {}).items():
+            row[f"{name}_AUC"] = auc
+        row["objective"] = trial.value if trial.state == TrialState.COMPLETE else None
+        row.update(labels)
+        seconds = ((trial.datetime_complete - trial.datetime_start).total_seconds()
+                   if trial.datetime_complete and trial.datetime_start else None)
+        row.update(epochs=trial.user_attrs.get("epochs"), seconds=seconds,
+                   status=trial.state.name.lower(), finding=trial.user_attrs.get("failure", ""))
+        rows.append(row)
+    maximize = study.direction.name == "MAXIMIZE"
+    key = sort or "objective"
+    descending = key.endswith("_AUC") or (key == "objective" and maximize)
+
+    def order(row):
+        value = row.get(key)
+        if value is None or value == "":
+            return (1, 0)
+        if isinstance(value, int | float):
+            return (0, -value if descending else value)
+        return (0, str(value))
+
+    return sorted(rows, key=order)
+
+
+def write_table(rows: list[dict[str, Any]], out) -> Any:
+    """Write the rows as CSV, Markdown or HTML, by the suffix of ``out``."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from hepdl.errors import DataError
+    from hepdl.runs import atomic_write
+    from hepdl.study import _markdown
+
+    out = Path(out)
+    frame = pd.DataFrame(rows)
+    if out.suffix == ".csv":
+        atomic_write(out, frame.to_csv(index=False))
+    elif out.suffix == ".md":
+        atomic_write(out, _markdown(frame))
+    elif out.suffix in {".html", ".htm"}:
+        atomic_write(out, frame.to_html(index=False, float_format="%.4f", na_rep=""))
+    else:
+        raise DataError(str(out), "expected a .csv, .md or .html table")
+    return out

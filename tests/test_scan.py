@@ -1,0 +1,104 @@
+"""Scans on Optuna: samplers, workers sharing one study, budgets, failures, the table."""
+
+import numpy as np
+import optuna
+import pytest
+
+from hepdl.config import config_from_dict
+from hepdl.errors import ConfigError
+from hepdl.scan import run_scan, scan_rows
+from hepdl.scan.runner import open_study
+from hepdl.scan.space import grid
+from hepdl.scan.storage import open_storage, redact
+
+from .conftest import one_error_line, write_config
+
+
+def scan_config(tmp_path, npz_file, scan, **train):
+    return {
+        "name": "scan", "seed": 2, "runs_dir": str(tmp_path / "runs"),
+        "data": {"source": {"kind": "npz", "path": str(npz_file), "inputs": {"x": "features"},
+                            "label": "label", "class_names": ["bkg", "sig"]}},
+        "preprocess": {"x": ["standardize"]},
+        "model": {"width": 8, "depth": 1},
+        "train": {"epochs": 2, "batch_size": 64, **train},
+        "scan": scan}
+
+
+GRID = {"sampler": "grid", "trials": 10, "objective": "auc.sig",
+        "columns": {"model.width": "Width", "preprocess.x": "Norm"},
+        "space": {"model.width": {"type": "categorical", "choices": [4, 16]},
+                  "preprocess.x": {"type": "categorical",
+                                   "choices": [["standardize"], ["minmax"]]}}}
+
+
+def test_grid_scan_on_two_workers_hands_out_each_point_once(tmp_path, npz_file, cli):
+    path = write_config(tmp_path / "scan.yaml", scan_config(tmp_path, npz_file, GRID))
+    result = cli("scan", path, "--workers", 2)
+    assert result.exit_code == 0, result.output
+    config = config_from_dict(scan_config(tmp_path, npz_file, GRID))
+    trials = open_study(config).get_trials()
+    points = sorted((t.params["model.width"], t.params["preprocess.x"]) for t in trials)
+    assert points == sorted((w, n) for w in ("4", "16")
+                            for n in ('["standardize"]', '["minmax"]'))  # once each, no more
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    for t in trials:  # each trial is a full run directory
+        assert (tmp_path / "runs" / "scan" / f"trial_{t.number:04d}" / "report.html").is_file()
+    rows = scan_rows(open_study(config), config.scan.columns)
+    assert rows[0]["objective"] == max(t.value for t in trials)
+    assert rows[0]["model"].startswith("Width=") and "sig_AUC" in rows[0]
+    table = cli("scan", "table", path, "--sort", "trial", "--out", tmp_path / "t.md")
+    assert table.exit_code == 0 and "Width=" in table.stdout
+    assert (tmp_path / "t.md").read_text().startswith("| trial | model | sig_AUC |")
+
+
+def test_a_restarted_scan_continues_to_its_budget(tmp_path, npz_file):
+    space = {"train.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}
+    first = config_from_dict(scan_config(tmp_path, npz_file, {"sampler": "random", "trials": 2,
+                                                              "space": space}))
+    run_scan(first)
+    kept = [(t.number, t.value) for t in open_study(first).get_trials()]
+    again = config_from_dict(scan_config(tmp_path, npz_file, {"sampler": "tpe", "trials": 3,
+                                                              "space": space}))
+    study = run_scan(again)
+    trials = study.get_trials()
+    assert len(trials) == 3 and [(t.number, t.value) for t in trials[:2]] == kept
+    run_scan(again)  # the budget is reached: nothing more
+    assert len(open_study(again).get_trials()) == 3
+
+
+def test_a_diverged_trial_is_failed_with_its_reason(tmp_path, npz_file):
+    space = {"train.lr": {"type": "categorical", "choices": [1e7]}}
+    config = config_from_dict(scan_config(tmp_path, npz_file, {
+        "sampler": "random", "trials": 1, "space": space}, optimizer="sgd"))
+    (trial,) = run_scan(config).get_trials()
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert "loss became" in trial.user_attrs["failure"]
+    (row,) = scan_rows(run_scan(config))
+    assert row["status"] == "fail" and row["objective"] is None
+
+
+def test_storage_urls_and_grid_needs():
+    assert redact("postgresql://hep:s3cret@db.example:5432/scans") == \
+        "postgresql://hep:***@db.example:5432/scans"
+    with pytest.raises(ConfigError, match=r"unknown storage 'redis://u:\*\*\*@h'"):
+        open_storage("redis://u:pw@h")
+    from hepdl.config import ParameterSpec
+
+    with pytest.raises(ConfigError, match="a grid scan needs a step"):
+        grid({"train.lr": ParameterSpec(type="float", low=0.1, high=1.0)})
+    points = grid({"train.lr": ParameterSpec(type="float", low=0.1, high=0.3, step=0.1),
+                   "model.depth": ParameterSpec(type="int", low=1, high=5, step=2)})
+    np.testing.assert_allclose(points["train.lr"], [0.1, 0.2, 0.3])
+    assert points["model.depth"] == [1, 3, 5]
+
+
+def test_bad_scan_config_is_one_line(tmp_path, npz_file, cli):
+    bad = scan_config(tmp_path, npz_file, {"space": {"model.width": {"type": "int", "low": 8,
+                                                                     "high": 4}}})
+    line = one_error_line(cli("scan", write_config(tmp_path / "bad.yaml", bad)))
+    assert "scan.space.model.width: Value error, an int parameter needs low < high" in line
+    typo = scan_config(tmp_path, npz_file, {"space": {"model.widht": {
+        "type": "categorical", "choices": [4]}}, "trials": 1})
+    line = one_error_line(cli("scan", write_config(tmp_path / "typo.yaml", typo)))
+    assert "model.widht: Extra inputs are not permitted" in line
