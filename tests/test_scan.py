@@ -102,3 +102,54 @@ def test_bad_scan_config_is_one_line(tmp_path, npz_file, cli):
         "type": "categorical", "choices": [4]}}, "trials": 1})
     line = one_error_line(cli("scan", write_config(tmp_path / "typo.yaml", typo)))
     assert "model.widht: Extra inputs are not permitted" in line
+
+
+def test_the_median_pruner_stops_hopeless_trials(tmp_path, npz_file):
+    import json
+
+    space = {"train.lr": {"type": "categorical", "choices": [0.3, 1e-7]}}
+    config = config_from_dict(scan_config(tmp_path, npz_file, {
+        "sampler": "random", "trials": 6, "pruner": "median", "space": space},
+        optimizer="sgd", epochs=4))
+    trials = run_scan(config).get_trials()
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned and all(t.params["train.lr"] == "1e-07" for t in pruned)
+    meta = json.loads((tmp_path / "runs" / "scan" / f"trial_{pruned[0].number:04d}" /
+                       "meta.json").read_text())
+    assert meta["status"] == "pruned" and "pruned at epoch" in meta["reason"]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_loses_its_trial_and_the_scan_finishes(tmp_path, npz_file):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import ROOT
+
+    space = {"model.width": {"type": "categorical", "choices": [8, 16, 32]}}
+    raw = scan_config(tmp_path, npz_file, {"sampler": "grid", "space": space,
+                                           "grace_seconds": 1.0}, epochs=400, batch_size=8)
+    path = write_config(tmp_path / "scan.yaml", raw)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    worker = subprocess.Popen([sys.executable, "-m", "hepdl", "scan", "worker", str(path)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = tmp_path / "runs" / "scan" / "trial_0000" / "history.csv"
+    deadline = time.monotonic() + 120
+    while not (history.is_file() and len(history.read_text().splitlines()) > 1):
+        assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(30)
+    time.sleep(1.5)  # longer than grace_seconds: the trial is silent
+    config = config_from_dict({**raw, "train": {**raw["train"], "epochs": 2}})
+    trials = run_scan(config).get_trials()
+    lost = [t for t in trials if t.user_attrs.get("lost")]
+    assert len(lost) == 1 and lost[0].state.name == "FAIL"
+    assert "worker lost" in lost[0].user_attrs["failure"]
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert sorted(t.params["model.width"] for t in done) == ["16", "32", "8"]  # each once
+    requeued = [t for t in done if t.user_attrs.get("requeued_from") == lost[0].number]
+    assert requeued and requeued[0].params == lost[0].params

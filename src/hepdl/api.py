@@ -46,7 +46,8 @@ def _report_failure(run: Path | None) -> None:
             write_report(run)
 
 
-def train(config: Config, *, run_dir: str | Path | None = None, console=None) -> Run:
+def train(config: Config, *, run_dir: str | Path | None = None, console=None,
+          on_epoch=None) -> Run:
     """Train, evaluate on the test split and report; returns the finished :class:`Run`.
 
     Raises
@@ -59,7 +60,7 @@ def train(config: Config, *, run_dir: str | Path | None = None, console=None) ->
     from hepdl.train import fit
 
     try:
-        path = fit(config, run_dir=run_dir, console=console)
+        path = fit(config, run_dir=run_dir, console=console, on_epoch=on_epoch)
     except HepdlError as exc:
         _report_failure(getattr(exc, "run", None))
         raise

@@ -445,6 +445,11 @@ class ScanConfig(Section):
     objective: str = Field(default="mean_auc", description="A test metric: mean_auc, accuracy, "
                            "auc.Pi0 (one class's AUC), relative_resolution ...")
     direction: Literal["maximize", "minimize"] = "maximize"
+    pruner: Literal["none", "median", "hyperband"] = Field(
+        default="none", description="Stop unpromising trials early on their validation metric.")
+    grace_seconds: float = Field(
+        default=600.0, gt=0, description="A running trial silent this long (no epoch ended) "
+        "belongs to a killed worker: it is marked failed and its values queued again.")
     trials: int | None = Field(default=20, ge=1, description="Trial budget of the whole study.")
     timeout: float | None = Field(default=None, gt=0, description="Seconds per worker.")
     storage: str | None = Field(

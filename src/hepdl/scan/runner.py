@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,68 @@ from hepdl.scan.storage import default_storage, open_storage, redact
 
 class TrialFailed(Exception):
     """A trial's training failed or collapsed; Optuna records it as FAIL with this message."""
+
+
+def _pruned(message: str):
+    """An ``optuna.TrialPruned`` that marks the trial's run directory "pruned"."""
+    import optuna
+
+    class ScanPruned(optuna.TrialPruned):
+        run_status = "pruned"
+
+    return ScanPruned(message)
+
+
+def _pruner(config: Config):
+    import optuna
+
+    if config.scan.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if config.scan.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.train.epochs)
+    return optuna.pruners.NopPruner()
+
+
+def intermediate(row: dict, direction: str) -> float:
+    """The per-epoch value a pruner compares, oriented like the study: validation accuracy
+    (or minus the loss) when maximizing, the validation loss when minimizing."""
+    loss = row.get("val_loss", row["train_loss"])
+    if direction == "maximize":
+        return row.get("val_accuracy", -loss)
+    return loss
+
+
+def budget_used(study) -> int:
+    """Trials that count against the budget: finished ones, not those lost with a worker."""
+    from optuna.trial import TrialState
+
+    done = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=done)
+               if not t.user_attrs.get("lost"))
+
+
+def reap_lost_trials(study, config: Config) -> list[int]:
+    """Mark failed the running trials silent for ``grace_seconds`` (their worker was killed)
+    and queue their values again; returns their numbers."""
+    import optuna
+    from optuna.trial import TrialState
+
+    now, lost = time.time(), []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        alive = trial.user_attrs.get("alive_at") or trial.datetime_start.timestamp()
+        if now - alive < config.scan.grace_seconds:
+            continue
+        handle = optuna.trial.Trial(study, trial._trial_id)
+        handle.set_user_attr("lost", True)
+        handle.set_user_attr("failure", f"worker lost: no epoch ended for {now - alive:.0f} s")
+        study.tell(trial.number, state=TrialState.FAIL)
+        attrs = {"requeued_from": trial.number}
+        if trial.user_attrs.get("grid_point"):
+            attrs["grid_point"] = True
+        if trial.params:
+            study.enqueue_trial(trial.params, user_attrs=attrs)
+        lost.append(trial.number)
+    return lost
 
 
 def metric_value(metrics: dict[str, Any], name: str) -> float:
@@ -55,7 +118,7 @@ def open_study(config: Config, storage: str | None = None, seed: int | None = No
     url = storage or config.scan.storage or default_storage(config)
     return optuna.create_study(
         study_name=config.name, storage=open_storage(url), load_if_exists=True,
-        direction=config.scan.direction,
+        direction=config.scan.direction, pruner=_pruner(config),
         sampler=_sampler(config, config.seed if seed is None else seed))
 
 
@@ -78,10 +141,19 @@ def objective(config: Config, threads: int | None, console=None):
             trial_config.train.threads = threads
         run = out / f"trial_{trial.number:04d}"
         trial.set_user_attr("run", str(run))
+        trial.set_user_attr("alive_at", time.time())
         if run.exists():  # a trial number is never reused: this is debris of a killed worker
             shutil.rmtree(run)
+
+        def on_epoch(row: dict) -> None:
+            trial.set_user_attr("alive_at", time.time())
+            value = intermediate(row, config.scan.direction)
+            trial.report(value, row["epoch"])
+            if trial.should_prune():
+                raise _pruned(f"pruned at epoch {row['epoch']} ({value:.4g})")
+
         try:
-            api.train(trial_config, run_dir=run, console=console)
+            api.train(trial_config, run_dir=run, console=console, on_epoch=on_epoch)
         except HepdlError as exc:
             trial.set_user_attr("failure", str(exc))
             raise TrialFailed(str(exc)) from None
@@ -119,11 +191,11 @@ def run_worker(config: Config, *, storage: str | None = None, threads: int | Non
                seed: int | None = None, console=None) -> None:
     """Take trials from the shared study until its budget (trials or time) is reached."""
     import optuna
-    from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(config, storage, seed)
+    reap_lost_trials(study, config)
     if config.scan.sampler == "grid":
         enqueue_grid(study, config)
         run = objective(config, threads, console)
@@ -132,10 +204,14 @@ def run_worker(config: Config, *, storage: str | None = None, threads: int | Non
         return
     callbacks = []
     if config.scan.trials is not None:
-        done = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
-        if len(study.get_trials(deepcopy=False, states=done)) >= config.scan.trials:
+        if budget_used(study) >= config.scan.trials:
             return
-        callbacks.append(MaxTrialsCallback(config.scan.trials, states=done))
+
+        def stop_at_budget(study, trial) -> None:
+            if budget_used(study) >= config.scan.trials:
+                study.stop()
+
+        callbacks.append(stop_at_budget)
     study.optimize(objective(config, threads, console), n_trials=None,
                    timeout=config.scan.timeout, catch=(TrialFailed,), callbacks=callbacks,
                    gc_after_trial=True)
@@ -158,6 +234,7 @@ def run_scan(config: Config, *, workers: int = 1, storage: str | None = None,
         raise HepdlError("the config has no scan section (scan: {space: {...}})")
     url = storage or config.scan.storage or default_storage(config)
     study = open_study(config, url)  # created once here, before workers race to create it
+    reap_lost_trials(study, config)
     if config.scan.sampler == "grid":
         enqueue_grid(study, config)
     if console is not None:

@@ -11,6 +11,7 @@ import csv
 import fnmatch
 import io
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -110,13 +111,17 @@ def _write_history(run: Path, rows: list[dict]) -> None:
 
 
 def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
-        resume: str | Path | None = None, console=None) -> Path:
+        resume: str | Path | None = None, console=None,
+        on_epoch: Callable[[dict], None] | None = None) -> Path:
     """Train a network as ``config`` says, or continue the run at ``resume``.
 
     Returns
     -------
     Path
         The run directory, with ``model.pt`` (best or last weights), ``last.pt`` and history.
+
+    ``on_epoch(row)`` is called after each epoch is checkpointed, with that epoch's history row
+    (a scan reports to its pruner there; an exception it raises stops the run).
 
     Raises
     ------
@@ -144,7 +149,7 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         start_meta(run, config)
 
     try:
-        return _train(config, run, checkpoint, console)
+        return _train(config, run, checkpoint, console, on_epoch)
     except Interrupted as stop:
         update_meta(run, status="interrupted", reason=str(stop).split(";")[0], finished=now())
         raise
@@ -152,12 +157,14 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         update_meta(run, status="failed", reason=str(exc), finished=now())
         exc.run = run
         raise
-    except BaseException as exc:
-        update_meta(run, status="failed", reason=f"{type(exc).__name__}: {exc}", finished=now())
+    except BaseException as exc:  # a scan's pruning says "pruned" (run_status), not failed
+        update_meta(run, status=getattr(exc, "run_status", "failed"),
+                    reason=f"{type(exc).__name__}: {exc}", finished=now())
         raise
 
 
-def _train(config: Config, run: Path, checkpoint: dict | None, console) -> Path:
+def _train(config: Config, run: Path, checkpoint: dict | None, console,
+           on_epoch: Callable[[dict], None] | None = None) -> Path:
     train_cfg = config.train
     # ------------------------------------------------------------------ data
     label_dtype = torch.float32 if config.task == "regression" else torch.long
@@ -302,6 +309,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console) -> Path:
             stopped_early = stopper is not None and stopper.should_stop
             save_last(train_cfg.epochs if stopped_early else epoch, 0)
             _write_history(run, history)
+            if on_epoch is not None:
+                on_epoch(dict(row))
             if stopped_early:
                 _print(console, f"early stopping: no improvement for {stopper.patience} epochs; "
                                 f"best epoch {best.best_epoch + 1}")
