@@ -70,3 +70,13 @@ def test_defaults_live_in_the_schema_only():
     assert config.task == "classification"
     assert Config.model_validate({"data": {"source": {"kind": "digits"}},
                                   "train": {"loss": "mse"}}).task == "regression"
+
+
+def test_a_schedule_option_that_would_be_ignored_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"the exponential schedule takes \['tau'\], not "
+                                          r"\['gamma'\]"):
+        config_from_dict(small_config(tmp_path, train={"schedule": {"name": "exponential",
+                                                                     "gamma": 0.95}}))
+    config = config_from_dict(small_config(tmp_path, train={"schedule": {"name": "step",
+                                                                          "gamma": 0.3}}))
+    assert config_from_dict(config.model_dump(mode="json")) == config  # resolved: defaults ok

@@ -28,12 +28,12 @@ def test_per_class_auc_is_one_vs_rest_from_scikit_learn():
 
 
 def test_background_rejection_on_a_known_sample():
-    # 4 signal scores, 10 background: at 50% signal efficiency the cut is at 0.8, passing
-    # 2 of 10 background events -> rejection 5; at 100% all pass -> rejection 1.
+    # 4 signal scores, 10 background: 50% signal efficiency keeps the two best signal events
+    # (score >= 0.85), which 1 of 10 background events passes -> rejection 10; at 100% all pass.
     labels = np.array([1] * 4 + [0] * 10)
     score = np.array([0.9, 0.85, 0.7, 0.2] + [0.95, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25, 0.1, 0.05,
                                               0.01])
-    assert background_rejection(labels, score, 0.5) == pytest.approx(5.0)
+    assert background_rejection(labels, score, 0.5) == pytest.approx(10.0)
     assert background_rejection(labels, score, 1.0) == pytest.approx(1.0)
     perfect = np.array([1.0] * 4 + [0.0] * 10)
     assert background_rejection(labels, perfect, 0.5) is None  # no background passes
@@ -90,3 +90,11 @@ def test_plots_are_png_files(tmp_path):
                      "roc.png"]
     for name in names:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_background_rejection_at_an_exact_roc_corner():
+    # at 50% signal efficiency the cut keeps the two best signal events and no background
+    labels = np.array([1, 1, 0, 0, 1, 1, 0, 0])
+    score = np.array([8, 7, 6, 5, 4, 3, 2, 1])
+    assert background_rejection(labels, score, 0.5) is None
+    assert background_rejection(labels, score, 1.0) == pytest.approx(2.0)  # cut at 3: 2 of 4

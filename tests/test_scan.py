@@ -50,6 +50,12 @@ def test_grid_scan_on_two_workers_hands_out_each_point_once(tmp_path, npz_file, 
     table = cli("scan", "table", path, "--sort", "trial", "--out", tmp_path / "t.md")
     assert table.exit_code == 0 and "Width=" in table.stdout
     assert (tmp_path / "t.md").read_text().startswith("| trial | model | sig_AUC |")
+    report = cli("scan", "report", path)
+    assert report.exit_code == 0, report.output
+    out = tmp_path / "runs" / "scan" / "report"
+    for name in ("objective_vs_params.png", "parallel_coordinates.png", "importance.png",
+                 "best_roc.png", "table.md", "table.csv", "table.html"):
+        assert (out / name).stat().st_size > 0, name
 
 
 def test_a_restarted_scan_continues_to_its_budget(tmp_path, npz_file):

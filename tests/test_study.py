@@ -78,3 +78,35 @@ def test_a_collapsed_trial_is_flagged_with_its_cause(tmp_path, calo_file):
     assert trial.finding.startswith("output constant over the test events")
     assert "inputs reach |x| = " in trial.finding
     assert "dead" in trial.finding
+
+
+def test_a_changed_grid_does_not_reuse_old_trials(tmp_path, calo_file):
+    from hepdl.errors import HepdlError
+
+    run_study(study_config(tmp_path, calo_file, {"model.width": [8]}, epochs=1))
+    with pytest.raises(HepdlError, match="trial_000 was trained with a different config"):
+        run_study(study_config(tmp_path, calo_file, {"model.width": [64]}, epochs=1))
+
+
+def test_an_interrupted_study_stops_and_resumes_its_trial(tmp_path, calo_file, cli):
+    from hepdl.runs import read_meta
+    from hepdl.train import Interrupted
+
+    from .conftest import write_config
+
+    # the time limit stops training after every step: each run of the study moves one step
+    config = study_config(tmp_path, calo_file, {"model.width": [8]}, epochs=1, batch_size=128,
+                          time_limit=1e-9)
+    path = write_config(tmp_path / "s.yaml", config.model_dump(mode="json"))
+    assert cli("study", "normalization", path).exit_code == 3  # stopped cleanly, resumable
+    run = tmp_path / "norms" / "trial_000"
+    assert read_meta(run)["status"] == "interrupted"
+    assert (tmp_path / "norms" / "table.csv").is_file()
+    for _ in range(10):
+        try:
+            (trial,) = run_study(config)
+            break
+        except Interrupted:
+            continue
+    assert trial.status == "completed" and read_meta(run)["status"] == "completed"
+    assert len((run / "history.csv").read_text().splitlines()) == 2  # one epoch, not restarted

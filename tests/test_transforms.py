@@ -156,3 +156,10 @@ def test_preprocessing_is_fitted_on_the_training_split_only(tmp_path):
     assert train.max() < everything.max()  # the test or val split holds the largest value
     np.testing.assert_allclose(state["preprocess.x.1.max_"].numpy(),
                                (train / train.max()).max(0), rtol=1e-6)
+
+
+def test_quantile_uses_every_value():
+    ones, hundreds = torch.ones(2**14, 1024), torch.full((2**14, 1024), 100.0)
+    t = build_transform({"divide": {"by": "quantile", "q": 0.99}}, (1024,), "p")
+    t.fit(torch.cat([ones, hundreds]))
+    assert float(t.scale_) == pytest.approx(100.0)

@@ -197,6 +197,31 @@ def scan_table(
         _console().print(f"wrote {write_table(rows, out)}")
 
 
+@scan_app.command("report")
+@command
+def scan_report(
+    config: Annotated[Path, typer.Argument(help="The scan's YAML config.")],
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL.")] = None,
+):
+    """Plots of a scan: objective vs each parameter, parallel coordinates, importance, and the
+    best trials' ROC curves; with the table as table.md, table.csv and table.html."""
+    from hepdl.config import load_config
+    from hepdl.scan import scan_rows
+    from hepdl.scan.report import write_scan_report
+    from hepdl.scan.runner import open_study
+    from hepdl.scan.table import write_table
+
+    loaded = load_config(config)
+    if loaded.scan is None:
+        _fail(f"{config}: no scan section", 2)
+    study = open_study(loaded, storage)
+    out = Path(loaded.runs_dir) / loaded.name / "report"
+    rows = scan_rows(study, loaded.scan.columns)
+    written = [write_table(rows, out / f"table{suffix}") for suffix in (".md", ".csv", ".html")]
+    written += write_scan_report(loaded, study, out)
+    _console().print("wrote " + ", ".join(str(p) for p in written), soft_wrap=True)
+
+
 study_app = typer.Typer(no_args_is_help=True, help="Train a base config over a grid.")
 app.add_typer(study_app, name="study")
 

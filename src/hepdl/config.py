@@ -315,6 +315,20 @@ class ScheduleConfig(Section):
     patience: int = Field(default=3, ge=0, description="plateau: epochs without improvement.")
     min_lr: float = Field(default=0.0, ge=0)
 
+    @model_validator(mode="after")
+    def _options_of_the_schedule(self) -> ScheduleConfig:
+        used = {"constant": set(), "time": {"k"}, "step": {"tau", "gamma"},
+                "exponential": {"tau"}, "cosine": {"min_lr"},
+                "plateau": {"gamma", "patience", "min_lr"}}[self.name]
+        # a resolved config writes every field: only a value that differs from the default
+        # is an option that would be silently ignored
+        unused = sorted(f for f in self.model_fields_set - used - {"name"}
+                        if getattr(self, f) != type(self).model_fields[f].default)
+        if unused:
+            raise ValueError(f"the {self.name} schedule takes {sorted(used) or 'no options'}, "
+                             f"not {unused} (exponential decays as exp(-t/tau))")
+        return self
+
 
 class EarlyStoppingConfig(Section):
     patience: int = Field(default=5, ge=1, description="Epochs without val-loss improvement.")

@@ -22,6 +22,7 @@ from typing import Any
 from hepdl.config import Config, config_from_dict
 from hepdl.errors import HepdlError
 from hepdl.runs import atomic_write
+from hepdl.train.loop import Interrupted
 
 
 @dataclass
@@ -115,6 +116,47 @@ def diagnose(run: Path, n_events: int = 2048) -> str:
     return "; ".join(found) or "no saturated or dead units found"
 
 
+def _run_trial(trial: Trial, config: Config, console) -> None:
+    """Train a trial, or take what its run directory already holds when the study is run again:
+    a completed trial as it is, an interrupted (or killed) one resumed, a failed one as failed.
+
+    Raises
+    ------
+    HepdlError
+        The run directory was made by a different config (the grid or base changed).
+    """
+    from hepdl import api
+    from hepdl.runs import Run, read_meta
+
+    run = trial.run
+    status = None
+    if (run / "config.yaml").is_file():
+        saved = Run.load(run).config.model_dump(mode="json")
+        if saved != config.model_dump(mode="json"):
+            raise HepdlError(f"{run} was trained with a different config; remove it or give the "
+                             "study another name")
+        status = read_meta(run).get("status")
+    try:
+        if status == "completed" and (run / "metrics.json").is_file():
+            pass
+        elif status == "failed":
+            raise HepdlError(read_meta(run).get("reason") or "failed")
+        elif status in ("interrupted", "running") and (run / "last.pt").is_file():
+            api.resume(run, console=console)
+        else:
+            if run.exists():
+                import shutil
+
+                shutil.rmtree(run)  # a run that never checkpointed: start it over
+            api.train(config, run_dir=run, console=console)
+        trial.status = "completed"
+    except Interrupted:
+        trial.status = "interrupted"
+        raise
+    except HepdlError as exc:
+        trial.status, trial.finding = "failed", str(exc)
+
+
 def run_study(config: Config, *, out: Path | None = None, console=None) -> list[Trial]:
     """Train every trial of ``config.study`` and write the study's table, plot and summary.
 
@@ -123,7 +165,6 @@ def run_study(config: Config, *, out: Path | None = None, console=None) -> list[
     list of Trial
         In grid order; ``status`` is completed, collapsed or failed.
     """
-    from hepdl import api
     from hepdl.runs import Run, read_meta
 
     if config.study is None:
@@ -139,18 +180,11 @@ def run_study(config: Config, *, out: Path | None = None, console=None) -> list[
             shown = ", ".join(f"{config.study.columns.get(k, k)}={_describe(v, k)}"
                               for k, v in values.items())
             console.rule(f"trial {number + 1}/{len(grid)}: {shown}")
-        if (run / "metrics.json").is_file() and read_meta(run).get("status") == "completed":
-            trial.status = "completed"  # a study run again takes the finished trials as they are
-        else:
-            if run.exists():
-                import shutil
-
-                shutil.rmtree(run)  # an unfinished trial starts over
-            try:
-                api.train(trial_config, run_dir=run, console=console)
-                trial.status = "completed"
-            except HepdlError as exc:
-                trial.status, trial.finding = "failed", str(exc)
+        try:
+            _run_trial(trial, trial_config, console)
+        except Interrupted:
+            write_study(config, [*results, trial], out)  # the table so far; resume goes on
+            raise
         if trial.status == "completed":
             trial.metrics = json.loads((run / "metrics.json").read_text())
             meta = read_meta(run)

@@ -25,7 +25,10 @@ def background_rejection(labels_signal: np.ndarray, score: np.ndarray,
     """1 / (background efficiency) at the given signal efficiency; None where no background
     event passes (the rejection is beyond what the test sample can measure)."""
     tpr, fpr = roc(labels_signal, score)
-    eff_b = float(np.interp(efficiency, tpr, fpr))
+    # the loosest cut reaching the efficiency: the smallest background efficiency with
+    # tpr >= efficiency (interpolating a step ROC at a vertical segment takes the larger fpr)
+    i = min(int(np.searchsorted(tpr, efficiency, side="left")), len(tpr) - 1)
+    eff_b = float(fpr[i])
     return None if eff_b <= 0 else 1.0 / eff_b
 
 

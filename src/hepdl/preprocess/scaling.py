@@ -51,10 +51,10 @@ class Divide(Transform):
                                   float(x.abs().max()) if x.numel() else 0.0))
         elif self.by == "quantile":
             # quantiles need all values: keep the nonzero ones (calorimeter images are sparse)
-            self._values.append(x[x != 0].abs().flatten().float())
-            values = torch.cat(self._values)
-            if values.numel():
-                self.scale_.fill_(float(torch.quantile(values[:2**24], self.q)))
+            self._values.append(x[x != 0].abs().flatten().float().numpy())
+            values = np.concatenate(self._values)
+            if values.size:  # numpy: torch.quantile refuses more than 2^24 values
+                self.scale_.fill_(float(np.quantile(values, self.q)))
         if float(self.scale_) <= 0:
             self.scale_.fill_(1.0)
         return super().partial_fit(x)
