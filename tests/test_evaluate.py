@@ -29,12 +29,13 @@ def test_per_class_auc_is_one_vs_rest_from_scikit_learn():
 
 def test_background_rejection_on_a_known_sample():
     # 4 signal scores, 10 background: 50% signal efficiency keeps the two best signal events
-    # (score >= 0.85), which 1 of 10 background events passes -> rejection 10; at 100% all pass.
+    # (score >= 0.85), which 1 of 10 background events passes -> rejection 10; 100% keeps all
+    # signal (score >= 0.2), which 7 of 10 background events pass -> rejection 10/7.
     labels = np.array([1] * 4 + [0] * 10)
     score = np.array([0.9, 0.85, 0.7, 0.2] + [0.95, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25, 0.1, 0.05,
                                               0.01])
     assert background_rejection(labels, score, 0.5) == pytest.approx(10.0)
-    assert background_rejection(labels, score, 1.0) == pytest.approx(1.0)
+    assert background_rejection(labels, score, 1.0) == pytest.approx(10 / 7)
     perfect = np.array([1.0] * 4 + [0.0] * 10)
     assert background_rejection(labels, perfect, 0.5) is None  # no background passes
 
