@@ -1,6 +1,8 @@
 """Run the benchmarks side by side and print a table; ``--json FILE`` writes the results.
 
-    python -m benchmarks [--only generation,streaming] [--json results.json]
+    python -m benchmarks [--only generation,streaming,scan] [--json results.json]
+
+The rate column is events/s, or trials/hour for the scan benchmark.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks import calo
+from benchmarks import calo, scan
 from benchmarks.machine import machine_info
 
-BENCHMARKS = {"generation": calo.generation, "streaming": calo.streaming}
+BENCHMARKS = {"generation": calo.generation, "streaming": calo.streaming,
+              "scan": scan.throughput}
 
 
 def main() -> None:
@@ -33,7 +36,7 @@ def main() -> None:
     rows = [row for name in chosen for row in BENCHMARKS[name]()]
     table = Table(title=f"hepdl benchmarks: {info['cores']} cores, torch {info['torch']}, "
                         f"{info['torch_threads']} threads")
-    for column in ("benchmark", "workers", "events/s", "wait", "goal"):
+    for column in ("benchmark", "workers", "rate", "wait", "goal"):
         table.add_column(column, justify="left" if column == "benchmark" else "right")
     for row in rows:
         wait = row.get("wait_fraction")

@@ -1,5 +1,7 @@
 """Scans on Optuna: samplers, workers sharing one study, budgets, failures, the table."""
 
+import os
+
 import numpy as np
 import optuna
 import pytest
@@ -32,18 +34,32 @@ GRID = {"sampler": "grid", "trials": 10, "objective": "auc.sig",
                                    "choices": [["standardize"], ["minmax"]]}}}
 
 
-def test_grid_scan_on_two_workers_hands_out_each_point_once(tmp_path, npz_file, cli):
-    path = write_config(tmp_path / "scan.yaml", scan_config(tmp_path, npz_file, GRID))
+POSTGRES = os.environ.get("HEPDL_TEST_POSTGRES")
+STORAGES = ["journal", pytest.param("postgres", marks=pytest.mark.skipif(
+    not POSTGRES, reason="no PostgreSQL server (.ci/run starts one: source .ci/postgres)"))]
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_grid_scan_on_two_workers_hands_out_each_point_once(tmp_path, npz_file, cli, storage):
+    scan = {**GRID, "storage": POSTGRES if storage == "postgres" else None}
+    if storage == "postgres":  # a study of its own on the shared server
+        scan["storage"] = POSTGRES
+    raw = scan_config(tmp_path, npz_file, scan)
+    raw["name"] = f"scan-{storage}-{tmp_path.name}"[:60]
+    path = write_config(tmp_path / "scan.yaml", raw)
     result = cli("scan", path, "--workers", 2)
     assert result.exit_code == 0, result.output
-    config = config_from_dict(scan_config(tmp_path, npz_file, GRID))
+    if POSTGRES:
+        password = POSTGRES.split(":")[2].split("@")[0]
+        assert password not in result.output  # credentials never in logs or reports
+    config = config_from_dict(raw)
     trials = open_study(config).get_trials()
     points = sorted((t.params["model.width"], t.params["preprocess.x"]) for t in trials)
     assert points == sorted((w, n) for w in ("4", "16")
                             for n in ('["standardize"]', '["minmax"]'))  # once each, no more
     assert all(t.state.name == "COMPLETE" for t in trials)
     for t in trials:  # each trial is a full run directory
-        assert (tmp_path / "runs" / "scan" / f"trial_{t.number:04d}" / "report.html").is_file()
+        assert (tmp_path / "runs" / raw["name"] / f"trial_{t.number:04d}" / "report.html").is_file()
     rows = scan_rows(open_study(config), config.scan.columns)
     assert rows[0]["objective"] == max(t.value for t in trials)
     assert rows[0]["model"].startswith("Width=") and "sig_AUC" in rows[0]
@@ -52,7 +68,10 @@ def test_grid_scan_on_two_workers_hands_out_each_point_once(tmp_path, npz_file, 
     assert (tmp_path / "t.md").read_text().startswith("| trial | model | sig_AUC |")
     report = cli("scan", "report", path)
     assert report.exit_code == 0, report.output
-    out = tmp_path / "runs" / "scan" / "report"
+    out = tmp_path / "runs" / raw["name"] / "report"
+    if POSTGRES:
+        for file in out.iterdir():
+            assert password.encode() not in file.read_bytes(), file
     for name in ("objective_vs_params.png", "parallel_coordinates.png", "importance.png",
                  "best_roc.png", "table.md", "table.csv", "table.html"):
         assert (out / name).stat().st_size > 0, name
