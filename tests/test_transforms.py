@@ -110,11 +110,11 @@ FITTED = ["standardize", "minmax", "robust", {"divide": {"by": "max"}},
           "pca", {"pca": {"whiten": True}}]
 
 
-@pytest.mark.parametrize("spec", FITTED, ids=str)
-def test_each_transform_is_fitted_on_the_training_split_only(tmp_path, spec):
+def trained(tmp_path, chain):
+    """Train one quick run with ``chain`` on x; return its checkpoint, the training split's x
+    and all of x."""
     from hepdl.config import config_from_dict
     from hepdl.data import load_splits
-    from hepdl.models import Network
     from hepdl.train import fit
 
     data = np.abs(FEATURES).astype(np.float32)
@@ -123,37 +123,31 @@ def test_each_transform_is_fitted_on_the_training_split_only(tmp_path, spec):
         "name": "fit", "seed": 4, "runs_dir": str(tmp_path / "runs"),
         "data": {"source": {"kind": "npz", "path": str(tmp_path / "d.npz"), "inputs": {"x": "x"},
                             "label": "y"}},
-        "preprocess": {"x": [spec]}, "model": {"width": 4, "depth": 1},
+        "preprocess": {"x": chain}, "model": {"width": 4, "depth": 1},
         "train": {"epochs": 1, "threads": 1, "lr": 1e-9}})
     checkpoint = torch.load(fit(config) / "model.pt", weights_only=True)
+    train = load_splits(config.data, "classification", 4)["train"].inputs["x"]
+    return checkpoint, train, data
+
+
+@pytest.mark.parametrize("spec", FITTED, ids=str)
+def test_each_transform_is_fitted_on_the_training_split_only(tmp_path, spec):
+    from hepdl.models import Network
+
+    checkpoint, train, data = trained(tmp_path, [spec])
     network = Network(checkpoint["spec"])
     network.load_state_dict(checkpoint["model"])
-    train = load_splits(config.data, "classification", 4)["train"].inputs["x"]
-    on_train = make(spec, train)
-    on_all = make(spec, data)
+    on_train, on_all = make(spec, train), make(spec, data)
     x = torch.tensor(data)
     torch.testing.assert_close(network.preprocess["x"](x), on_train(x))
     assert not torch.allclose(on_all(x), on_train(x), atol=1e-6)  # the splits do differ
 
 
-def test_preprocessing_is_fitted_on_the_training_split_only(tmp_path):
-    from hepdl.config import config_from_dict
-    from hepdl.data import load_splits
-    from hepdl.train import fit
-
-    data = np.abs(FEATURES).astype(np.float32)
-    np.savez(tmp_path / "d.npz", x=data, y=(data[:, 0] > 1).astype(int))
-    config = config_from_dict({
-        "name": "fit", "seed": 4, "runs_dir": str(tmp_path / "runs"),
-        "data": {"source": {"kind": "npz", "path": str(tmp_path / "d.npz"), "inputs": {"x": "x"},
-                            "label": "y"}},
-        "preprocess": {"x": [{"divide": {"by": "max"}}, "minmax"]},
-        "model": {"width": 4, "depth": 1}, "train": {"epochs": 1, "threads": 1}})
-    state = torch.load(fit(config) / "model.pt", weights_only=True)["model"]
-    splits = load_splits(config.data, "classification", 4)
-    train, everything = splits["train"].inputs["x"], data
+def test_a_chain_fits_each_transform_on_the_output_of_the_ones_before(tmp_path):
+    checkpoint, train, data = trained(tmp_path, [{"divide": {"by": "max"}}, "minmax"])
+    state = checkpoint["model"]
     assert float(state["preprocess.x.0.scale_"]) == pytest.approx(train.max())
-    assert train.max() < everything.max()  # the test or val split holds the largest value
+    assert train.max() < data.max()  # the test or val split holds the largest value
     np.testing.assert_allclose(state["preprocess.x.1.max_"].numpy(),
                                (train / train.max()).max(0), rtol=1e-6)
 
