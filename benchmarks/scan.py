@@ -28,7 +28,7 @@ def _config(tmp: Path, name: str, trials: int) -> dict:
                                             "log": True}}}}
 
 
-def throughput(trials: int = 8) -> list[dict]:
+def throughput(trials: int = 32) -> list[dict]:
     """Trials/hour of the same scan with 1 and 2 workers."""
     from hepdl.config import config_from_dict
     from hepdl.scan import run_scan

@@ -145,8 +145,16 @@ def objective(config: Config, threads: int | None, console=None):
         if run.exists():  # a trial number is never reused: this is debris of a killed worker
             shutil.rmtree(run)
 
+        last_sign = [time.time()]
+
         def on_epoch(row: dict) -> None:
-            trial.set_user_attr("alive_at", time.time())
+            # every storage write takes the study's lock: sign of life at most every 1/20 of
+            # the grace period, intermediate values only for a pruner that reads them
+            if time.time() - last_sign[0] > config.scan.grace_seconds / 20:
+                last_sign[0] = time.time()
+                trial.set_user_attr("alive_at", last_sign[0])
+            if config.scan.pruner == "none":
+                return
             value = intermediate(row, config.scan.direction)
             trial.report(value, row["epoch"])
             if trial.should_prune():
@@ -218,10 +226,15 @@ def run_worker(config: Config, *, storage: str | None = None, threads: int | Non
 
 
 def _worker_process(config_json: str, storage: str | None, threads: int, seed: int) -> None:
+    # every thread pool of the process (torch's, and the BLAS under numpy and scikit-learn)
+    # gets this worker's share of the cores, so N workers do not oversubscribe the machine
+    from threadpoolctl import threadpool_limits
+
     from hepdl.config import Config
 
-    run_worker(Config.model_validate_json(config_json), storage=storage, threads=threads,
-               seed=seed)
+    with threadpool_limits(threads):
+        run_worker(Config.model_validate_json(config_json), storage=storage, threads=threads,
+                   seed=seed)
 
 
 def run_scan(config: Config, *, workers: int = 1, storage: str | None = None,
