@@ -256,6 +256,20 @@ def check_splits(splits: dict, task: str) -> None:
                                     "classification needs at least two")
 
 
+def check_split_files(splits: dict, task: str) -> None:
+    """Splits read from separate files must agree on class names and input shapes.
+
+    ``splits`` maps names to objects with ``len()``, ``class_names`` and ``input_shapes``
+    (a :class:`Dataset` or a streamed split).
+    """
+    names = {name: tuple(d.class_names) for name, d in splits.items() if len(d)}
+    if task == "classification" and len(set(names.values())) > 1:
+        raise DataError("data.split.files", f"class names differ between splits: {names}")
+    shapes = {name: d.input_shapes for name, d in splits.items()}
+    if len({tuple(sorted(s.items())) for s in shapes.values()}) > 1:
+        raise DataError("data.split.files", f"input shapes differ between splits: {shapes}")
+
+
 class _SplitsOnDemand(dict):
     """The splits of data larger than memory: a split's events are read when it is looked up.
 
@@ -308,12 +322,7 @@ def load_splits(data: DataConfig, task: str, seed: int) -> dict[str, Dataset]:
                   for name, files in data.split.files.items()}
         if "val" not in splits:
             splits["val"] = splits["train"].subset(np.arange(0))
-        names = {name: tuple(d.class_names) for name, d in splits.items() if len(d)}
-        if task == "classification" and len(set(names.values())) > 1:
-            raise DataError("data.split.files", f"class names differ between splits: {names}")
-        shapes = {name: d.input_shapes for name, d in splits.items()}
-        if len({tuple(sorted(s.items())) for s in shapes.values()}) > 1:
-            raise DataError("data.split.files", f"input shapes differ between splits: {shapes}")
+        check_split_files(splits, task)
     else:
         dataset = load_dataset(data, task)
         index = split_indices(len(dataset), data.split, seed)

@@ -41,6 +41,7 @@ from hepdl.data.dataset import (
     Dataset,
     _check_finite,
     _encode_labels,
+    check_split_files,
     check_splits,
     split_indices,
 )
@@ -389,12 +390,7 @@ def streaming_splits(data: DataConfig, task: str, seed: int) -> dict[str, Stream
             splits[name] = StreamingSplit(name, events, np.arange(events.n_events))
         if "val" not in splits:
             splits["val"] = StreamingSplit("val", splits["train"].events, np.arange(0))
-        names = {name: tuple(s.class_names) for name, s in splits.items() if len(s)}
-        if task == "classification" and len(set(names.values())) > 1:
-            raise DataError("data.split.files", f"class names differ between splits: {names}")
-        shapes = {name: s.input_shapes for name, s in splits.items()}
-        if len({tuple(sorted(s.items())) for s in shapes.values()}) > 1:
-            raise DataError("data.split.files", f"input shapes differ between splits: {shapes}")
+        check_split_files(splits, task)
     check_splits(splits, task)
     return splits
 

@@ -85,6 +85,13 @@ class Transform(nn.Module):
         return f"shape={self.shape}"
 
 
+def positive(name: str, value: float) -> float:
+    """An option that must be positive (a scale), as float; TypeError otherwise."""
+    if value <= 0:
+        raise TypeError(f"{name} must be positive, got {value}")
+    return float(value)
+
+
 def build_transform(spec: str | dict[str, dict[str, Any]], shape: Sequence[int],
                     where: str) -> Transform:
     """One transform from its config spec: ``"name"`` or ``{name: {option: value}}``."""

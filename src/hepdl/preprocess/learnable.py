@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from hepdl.preprocess.base import Transform, register_transform
+from hepdl.preprocess.base import Transform, positive, register_transform
 
 
 @register_transform("learnable_log_tanh")
@@ -30,8 +30,7 @@ class LearnableLogTanh(Transform):
 
     def __init__(self, *, shape, scale: float = 1.0, per_feature: bool = False):
         super().__init__(shape=shape)
-        if scale <= 0:
-            raise TypeError(f"scale must be positive, got {scale}")
+        scale = positive("scale", scale)
         size = self.shape if per_feature else ()
         self.per_feature = per_feature
         self.slope = nn.Parameter(torch.full(size, 0.5))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from hepdl.preprocess.base import Transform, register_transform
+from hepdl.preprocess.base import Transform, positive, register_transform
 
 
 @register_transform("nonlinear_log_tanh")
@@ -29,9 +29,7 @@ class NonlinearLogTanh(Transform):
 
     def __init__(self, *, shape, scale: float = 1.0):
         super().__init__(shape=shape)
-        if scale <= 0:
-            raise TypeError(f"scale must be positive, got {scale}")
-        self.scale = float(scale)
+        self.scale = positive("scale", scale)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         x = x / self.scale

@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from hepdl.preprocess.base import Transform, register_transform
+from hepdl.preprocess.base import Transform, positive, register_transform
 
 
 @register_transform("divide")
@@ -220,9 +220,7 @@ class Log1p(Transform):
 
     def __init__(self, *, shape, scale: float = 1.0):
         super().__init__(shape=shape)
-        if scale <= 0:
-            raise TypeError(f"scale must be positive, got {scale}")
-        self.scale = float(scale)
+        self.scale = positive("scale", scale)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sign(x) * torch.log1p(x.abs() / self.scale)
