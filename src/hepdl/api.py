@@ -97,21 +97,38 @@ def load_data_config(path: str | Path) -> DataConfig:
         raise _error_line(exc, str(path)) from None
 
 
-def evaluate(run: str | Path, data: str | Path | DataConfig | None = None) -> dict[str, Any]:
+def evaluate(run: str | Path, data: str | Path | DataConfig | None = None, *,
+             input: str | Path | None = None, image_norm: str | None = None) -> dict[str, Any]:
     """Evaluate a trained run on its test split, or (frozen weights and preprocessing) on the
-    data that ``data`` describes; returns the metrics. Other data goes to
-    ``RUN/evaluations/<name>/`` with its own plots and report."""
+    data that ``data`` describes, or on every event of the file ``input`` (laid out like the
+    run's data); ``image_norm`` swaps the norm of the run's per-image normalization. Anything
+    but the run's own test split goes to ``RUN/evaluations/<name>/`` with its own plots and
+    report, and its metrics hold the ``shift`` of each AUC from the run's own."""
     from hepdl.evaluate import evaluate_run, write_report
 
     run = Run.load(run)
-    if data is None:
+    if input is not None:
+        if data is not None:
+            raise ConfigError("--input", "give --data or --input, not both")
+        source = run.config.data.source
+        if not hasattr(source, "path"):
+            raise ConfigError("--input", f"a {source.kind!r} source has no file to replace")
+        data = run.config.data.model_copy(update={
+            "source": source.model_copy(update={"path": str(input)})})
+        name = Path(input).stem
+    elif data is not None:
+        name = Path(data).stem if not isinstance(data, DataConfig) else "other"
+        data = data if isinstance(data, DataConfig) else load_data_config(data)
+    if data is None and image_norm is None:
         metrics = evaluate_run(run)
         write_report(run)
         return metrics
-    name = Path(data).stem if not isinstance(data, DataConfig) else "other"
-    data = data if isinstance(data, DataConfig) else load_data_config(data)
+    if data is None:
+        name = "test"
+    if image_norm is not None:
+        name += f"_image_norm_{image_norm}"
     out = run.path / "evaluations" / name
-    metrics = evaluate_run(run, data, out)
+    metrics = evaluate_run(run, data, out, image_norm=image_norm)
     write_report(run, out)
     return metrics
 

@@ -91,13 +91,25 @@ def train(
 def evaluate(
     run: Annotated[Path, typer.Argument(help="A trained run directory.")],
     data: Annotated[Path | None, typer.Option(help="YAML of other data (fixed weights).")] = None,
+    input: Annotated[Path | None, typer.Option(
+        "--input", help="Another file laid out like the run's data (e.g. another seed).")] = None,
+    image_norm: Annotated[str | None, typer.Option(
+        help="Evaluate with the per-image norm changed: l1, l2 or max.")] = None,
 ):
-    """Evaluate a run on its test split, or with frozen weights on other data."""
+    """Evaluate a run on its test split, or with frozen weights on other data or another image
+    norm (the robustness checks of seeds/003: the shift of each AUC is printed)."""
     from hepdl import api
     from hepdl.cli_output import print_metrics
+    from hepdl.errors import ConfigError
 
+    if image_norm is not None and image_norm not in ("l1", "l2", "max"):
+        raise ConfigError("--image-norm", f"expected l1, l2 or max, got {image_norm!r}")
     console = _console()
-    print_metrics(console, api.evaluate(run, data))
+    metrics = api.evaluate(run, data, input=input, image_norm=image_norm)
+    print_metrics(console, metrics)
+    for name, shift in metrics.get("shift", {}).get("auc", {}).items():
+        console.print(f"AUC {name}: {metrics['auc'][name]:.4f}, shift from the run's own "
+                      f"{shift:+.4f}")
 
 
 @app.command()
@@ -245,6 +257,8 @@ def study_normalization(
 
 make_app = typer.Typer(no_args_is_help=True, help="Generate embedded datasets offline.")
 data_app.add_typer(make_app, name="make")
+GeneratorSeed = Annotated[int, typer.Option(help="Random seed; same file for any --workers.")]
+GeneratorWorkers = Annotated[int, typer.Option(min=1, help="Worker processes.")]
 
 
 @make_app.command("calo")
@@ -252,8 +266,8 @@ data_app.add_typer(make_app, name="make")
 def make_calo(
     events: Annotated[int, typer.Option(min=1, help="Number of events (classes balanced).")],
     out: Annotated[Path, typer.Option(help="Output HDF5 file (LCD V2 layout).")],
-    seed: Annotated[int, typer.Option(help="Random seed; same file for any --workers.")] = 1,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    seed: GeneratorSeed = 1,
+    workers: GeneratorWorkers = 1,
     energy_min: Annotated[float, typer.Option(help="Lowest particle energy, GeV.")] = 10.0,
     energy_max: Annotated[float, typer.Option(help="Highest particle energy, GeV.")] = 510.0,
 ):
@@ -275,6 +289,34 @@ def make_calo(
             progress=lambda n: progress.advance(task, n))
     console.print(f"wrote {events} events to {path}; mean occupancy ECAL "
                   f"{occupancy['ECAL']:.2%}, HCAL {occupancy['HCAL']:.2%}", soft_wrap=True)
+
+
+@make_app.command("electrons")
+@command
+def make_electrons(
+    events: Annotated[int, typer.Option(min=1, help="Number of candidates (about half real).")],
+    out: Annotated[Path, typer.Option(help="Output HDF5 file.")],
+    seed: GeneratorSeed = 1,
+    workers: GeneratorWorkers = 1,
+):
+    """Electron candidates from Pythia 8: real (Z -> ee) and fake (QCD) 47x47 tower images."""
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from hepdl.generate.electrons import make_electrons
+
+    console = _console()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("electron candidates", total=events)
+        path, efficiencies = make_electrons(out, events, seed=seed, workers=workers,
+                                            progress=lambda n: progress.advance(task, n))
+    table = Table(title="preselection")
+    table.add_column("step")
+    table.add_column("value", justify="right")
+    for step, value in efficiencies.items():
+        table.add_row(step, f"{value:.3f}")
+    console.print(table)
+    console.print(f"wrote {events} candidates to {path}", soft_wrap=True)
 
 
 @data_app.command("inspect")

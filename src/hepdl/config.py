@@ -336,6 +336,43 @@ class EarlyStoppingConfig(Section):
     min_delta: float = Field(default=0.0, ge=0)
 
 
+class AugmentConfig(Section):
+    """Training batches mirrored by the detector's symmetries (seeds/003 flips its tower images).
+
+    The image axes of an event are counted from the end: (eta, phi) or (channel, eta, phi), so
+    eta is axis -2 and phi axis -1 (a depth-last volume, the LCD ECAL's (x, y, layer), needs
+    ``eta_axis: -3, phi_axis: -2``). Each switch mirrors a random half of the events of every
+    training batch, drawn independently per switch from (seed, epoch, batch), so a resumed run
+    mirrors the same events. No switch for the 180-degree rotation is needed: with both on, the
+    events mirrored in eta and in phi (a quarter, on average) are rotated by 180 degrees.
+    The same events are mirrored in every listed input: the symmetry acts on the whole event.
+    The raw batch is mirrored, before the preprocessing inside the network: a per-event norm
+    commutes with a flip, a per-pixel standardization does not. Validation and test batches are
+    never mirrored.
+    """
+
+    flip_eta: bool = Field(
+        default=False, description="Mirror eta -> -eta (the detector's z -> -z symmetry) in a "
+        "random half of the events: flip axis eta_axis.")
+    flip_phi: bool = Field(
+        default=False, description="Mirror phi -> -phi (a reflection through a plane holding "
+        "the beam: the image of the opposite charge; seeds/003's horizontal flip) in a random "
+        "half of the events: flip axis phi_axis.")
+    eta_axis: int = Field(default=-2, le=-1, description="Eta axis of an event, counted from "
+                          "the end: -2 for (eta, phi) and (channel, eta, phi) images.")
+    phi_axis: int = Field(default=-1, le=-1, description="Phi axis of an event, from the end.")
+    inputs: list[str] | None = Field(
+        default=None, description="Inputs mirrored; default: every input with 2 or more axes "
+        "per event. Other inputs are left as they are (so none may change under the symmetry, "
+        "a signed eta say).")
+
+    @model_validator(mode="after")
+    def _two_different_axes(self) -> AugmentConfig:
+        if self.eta_axis == self.phi_axis:
+            raise ValueError(f"eta_axis and phi_axis are both {self.eta_axis}")
+        return self
+
+
 class TrainConfig(Section):
     epochs: int = Field(default=30, ge=1)
     batch_size: int = Field(default=128, ge=1)
@@ -360,6 +397,8 @@ class TrainConfig(Section):
         default_factory=list, description="fnmatch patterns of parameter names not trained."
     )
     threads: int | None = Field(default=None, ge=1, description="torch threads; default: torch's.")
+    augment: AugmentConfig = Field(
+        default_factory=AugmentConfig, description="Mirrored training events; default: none.")
 
     @field_validator("optimizer", mode="before")
     @classmethod
@@ -383,7 +422,28 @@ class ResolutionConfig(Section):
     compare_sum: bool = Field(default=True, description="Also the calibrated cell sum.")
 
 
+class BaselinesConfig(Section):
+    """A BDT and a cut-based identification on engineered features of the same events, trained
+    on the run's training split and scored on its test split beside the network (seeds/003)."""
+
+    features: dict[str, str] = Field(
+        min_length=1, description="Feature name -> key (column, branch, dataset) in the source.")
+    bdt: bool = Field(default=True, description="scikit-learn HistGradientBoosting on all of them.")
+    cuts: dict[str, Literal["below", "above"]] = Field(
+        default_factory=dict, description="Features of the cut-based ID -> the side that passes "
+        "(h_over_e: below); cuts optimized for each signal efficiency. Empty: none.")
+    efficiency: float = Field(default=0.9, gt=0, lt=1,
+                              description="Signal efficiency of the working point compared.")
+    cut_efficiencies: list[float] = Field(
+        default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98],
+        description="Working points of the cut-based ID that trace its ROC curve.")
+    signal_class: str | None = Field(default=None, description="Default: the last class.")
+    bootstrap: int = Field(default=200, ge=10, description="Resamplings for statistical errors.")
+
+
 class EvaluateConfig(Section):
+    baselines: BaselinesConfig | None = Field(
+        default=None, description="Baselines on engineered features, in the same report.")
     bins: dict[str, list[float]] = Field(
         default_factory=dict, description="Observer -> bin edges for binned performance."
     )

@@ -66,8 +66,24 @@ def _resolution(pred: Predictions, dataset, settings, out: Path) -> list[dict]:
     return [c.to_dict() for c in curves]
 
 
+def with_image_norm(network, norm: str) -> list[str]:
+    """Replace the norm of every per-image normalization in the frozen preprocessing (seeds/003:
+    a network trained with the max norm, evaluated with L1); returns the inputs changed."""
+    from hepdl.preprocess.scaling import ImageNorm
+
+    changed = []
+    for name, chain in network.preprocess.items():
+        for module in chain.modules():
+            if isinstance(module, ImageNorm):
+                module.norm = norm
+                changed.append(name)
+    if not changed:
+        raise DataError("--image-norm", "the run's preprocessing has no image_norm to change")
+    return sorted(set(changed))
+
+
 def evaluate_run(run: Run | str | Path, data: DataConfig | None = None,
-                 out: Path | None = None) -> dict[str, Any]:
+                 out: Path | None = None, image_norm: str | None = None) -> dict[str, Any]:
     """Metrics and plots of a run, written to ``out`` (default: the run directory).
 
     Parameters
@@ -91,12 +107,27 @@ def evaluate_run(run: Run | str | Path, data: DataConfig | None = None,
         where = f"data {getattr(data.source, 'path', data.source.kind)}"
     _check_compatible(run, dataset, where)
 
-    pred = predict(run.network(), dataset)
+    network = run.network()
+    if image_norm is not None:
+        changed = with_image_norm(network, image_norm)
+        where += f", image norm of {', '.join(changed)} changed to {image_norm}"
+    pred = predict(network, dataset)
     metrics = compute_metrics(pred, config.evaluate.bins, config.evaluate.efficiencies)
     metrics["evaluated_on"] = where
+    if out is not None and Path(out) != run.path and (run.path / METRICS).is_file():
+        # the robustness checks of seeds/003: how far the result moved from the run's own
+        own = json.loads((run.path / METRICS).read_text())
+        metrics["shift"] = {"auc": {k: v - own["auc"][k] for k, v in metrics.get("auc", {}).items()
+                                    if v is not None and own.get("auc", {}).get(k) is not None}}
     out = Path(out) if out is not None else run.path
     history = run.history.to_dict("records") if out == run.path else None
     metrics["plots"] = write_plots(pred, metrics, out / PLOTS, history)
+    if (data is None and image_norm is None and config.evaluate.baselines is not None
+            and pred.task == "classification"):
+        from hepdl.evaluate.baselines import evaluate_baselines
+
+        metrics["baselines"] = evaluate_baselines(config, pred, out / PLOTS)
+        metrics["plots"] = sorted([*metrics["plots"], "baselines_roc.png"])
     if pred.task == "regression" and config.evaluate.resolution is not None:
         metrics["resolution"] = _resolution(pred, dataset, config.evaluate.resolution, out)
         metrics["plots"] = sorted([*metrics["plots"], "resolution.png"])

@@ -65,6 +65,30 @@ def plot_roc(pred: Predictions, auc: dict[str, float | None] | None = None):
     return fig
 
 
+def plot_baselines(is_signal: np.ndarray, curves: dict[str, tuple], efficiency: float):
+    """The network's ROC beside its baselines': each a curve of scores, or the working points
+    of a cut-based ID (signal and background efficiencies) drawn as markers."""
+    with _style():
+        fig, axes = _figure()
+        ax = axes[0, 0]
+        for label, (kind, value) in curves.items():
+            if kind == "curve":
+                eff_s, eff_b = roc(is_signal, value)
+                keep = eff_b > 0
+                ax.plot(eff_s[keep], 1.0 / eff_b[keep], label=label)
+            else:
+                eff_s, eff_b = value
+                keep = eff_b > 0
+                ax.plot(eff_s[keep], 1.0 / eff_b[keep], "o--", label=label)
+        ax.axvline(efficiency, color="grey", linestyle=":")
+        ax.set_yscale("log")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("Signal efficiency")
+        ax.set_ylabel("Background rejection")
+        ax.legend(loc="lower left")
+    return fig
+
+
 def plot_outputs(pred: Predictions):
     """The network output of each class, histogrammed separately for each true class."""
     classes = _signal_classes(pred.class_names)

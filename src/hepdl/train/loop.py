@@ -1,8 +1,9 @@
 """The training loop, readable top to bottom: setup, data, model, optimizer, loop, checkpoint.
 
 ``fit(config)`` trains one run and returns its directory; ``fit(resume=RUN)`` continues a run
-from ``last.pt`` exactly where it stopped (the batch order depends only on seed and epoch, and
-the random state is saved), so a killed run resumed gives the uninterrupted result.
+from ``last.pt`` exactly where it stopped (the batch order depends only on seed and epoch, the
+events mirrored by ``train.augment`` on seed, epoch and batch, and the random state is saved), so
+a killed run resumed gives the uninterrupted result.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from hepdl.runs import (
     update_meta,
     write_config,
 )
+from hepdl.train.augment import Mirroring
 from hepdl.train.callbacks import EarlyStopping, StopRequest
 from hepdl.train.losses import Objective, class_weight_vector
 from hepdl.train.optim import build_optimizer, build_schedule, step_schedule
@@ -182,6 +184,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                           seed=config.seed, label_dtype=label_dtype, **options)
     val_loader = loader(val_set, batch_size=max(train_cfg.batch_size, 1024),
                         label_dtype=label_dtype, **options)
+    # training batches only; drawn from (seed, epoch, batch), so a resumed run mirrors alike
+    mirroring = Mirroring.from_config(train_cfg.augment, train_set.input_shapes, config.seed)
 
     # ------------------------------------------------------------------ model
     spec = network_spec(config, train_set.input_shapes, train_set.class_names)
@@ -240,6 +244,9 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                     f"{train_cfg.batch_size}; parameters {n_params:,} ({n_trainable:,} trained"
                     f"{f', {len(frozen)} tensors frozen' if frozen else ''}); "
                     f"threads {torch.get_num_threads()}; device cpu")
+    if mirroring is not None:
+        _print(console, f"augmentation: {', '.join(mirroring.axes)} of "
+                        f"{', '.join(mirroring.inputs)} in half the training events each")
     if checkpoint is None:
         save_last(0, 0)  # a killed first epoch still resumes
     else:
@@ -263,6 +270,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             tick = time.perf_counter()
             for b, (inputs, labels) in enumerate(train_loader.batches(epoch, start_batch),
                                                  start=start_batch):
+                if mirroring is not None:  # the raw events: preprocessing is inside the network
+                    inputs = mirroring(inputs, epoch, b)
                 logits = network(inputs)
                 loss, data_loss = objective(network, logits, labels)
                 value = data_loss.item()  # .item() syncs; the NaN check needs it anyway

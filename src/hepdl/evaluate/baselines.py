@@ -1,0 +1,118 @@
+"""Baselines in the run's own report: a BDT and a cut-based identification on engineered
+features of the same events, trained on the run's training split and scored on its test split
+beside the network, with the statistical error of each difference (paired bootstrap).
+
+This is how seeds/003's CNN is read: it must beat what the standard variables (isolation, H/E,
+shower widths, energy ratios) already give.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hepdl.config import Config, FileSource
+from hepdl.errors import ConfigError
+from hepdl.evaluate.predict import Predictions
+
+
+def _features(dataset, names: list[str]) -> dict[str, np.ndarray]:
+    return {name: dataset.observers[f"baseline.{name}"] for name in names}
+
+
+def _stack(features: dict[str, np.ndarray]) -> np.ndarray:
+    return np.stack(list(features.values()), 1)
+
+
+def evaluate_baselines(config: Config, pred: Predictions, plots_dir: Path) -> dict[str, Any]:
+    """Train the baselines of ``config.evaluate.baselines`` and compare them with ``pred`` (the
+    network on the test split); writes ``baselines_roc.png``; returns the metrics."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from hepdl.data.dataset import load_splits
+    from hepdl.evaluate import cuts
+    from hepdl.evaluate.plots import plot_baselines, save_figure
+
+    settings = config.evaluate.baselines
+    source = config.data.source
+    if not isinstance(source, FileSource):
+        raise ConfigError("evaluate.baselines", f"needs a file source (npz, hdf5, table, root), "
+                                                f"not {source.kind!r}")
+    observers = {**source.observers, **{f"baseline.{k}": v for k, v in settings.features.items()}}
+    data = config.data.model_copy(update={
+        "source": source.model_copy(update={"observers": observers}), "in_memory": True})
+    splits = load_splits(data, config.task, config.seed)
+    train, test = splits["train"], splits["test"]
+    if len(test) != len(pred) or not np.array_equal(test.labels, pred.labels):
+        raise ConfigError("evaluate.baselines", "the test split read for the baselines differs "
+                                                "from the network's")
+    names = pred.class_names
+    signal = names.index(settings.signal_class) if settings.signal_class else len(names) - 1
+    y_train, y_test = train.labels == signal, test.labels == signal
+    f_train, f_test = _features(train, list(settings.features)), _features(test,
+                                                                           list(settings.features))
+    network = pred.scores[:, signal]
+    eff = settings.efficiency
+    result: dict[str, Any] = {"signal": names[signal], "efficiency": eff,
+                              "features": dict(settings.features),
+                              "test_events": {"signal": int(y_test.sum()),
+                                              "background": int((~y_test).sum())}}
+    curves = {"network": ("curve", network)}
+    scored = {"network": network}
+
+    if settings.bdt:
+        bdt = HistGradientBoostingClassifier(max_iter=500, learning_rate=0.1, max_leaf_nodes=31,
+                                             early_stopping=True, validation_fraction=0.2,
+                                             random_state=config.seed)
+        bdt.fit(_stack(f_train), y_train)
+        scored["bdt"] = bdt.predict_proba(_stack(f_test))[:, 1]
+        curves["BDT"] = ("curve", scored["bdt"])
+    if settings.cuts:
+        points = sorted({*settings.cut_efficiencies, eff})
+        missing = sorted(set(settings.cuts) - set(settings.features))
+        if missing:
+            raise ConfigError("evaluate.baselines.cuts", f"{missing[0]!r} is not one of the "
+                                                         f"features {sorted(settings.features)}")
+        chosen = {k: f_train[k] for k in settings.cuts}
+        fitted = cuts.fit_working_points(chosen, y_train, points, dict(settings.cuts),
+                                         seed=config.seed)
+        tested = {k: f_test[k] for k in settings.cuts}
+        passes = [f.passes(tested) for f in fitted]
+        sig = [float(p[y_test].mean()) for p in passes]
+        bkg = [float(p[~y_test].mean()) for p in passes]
+        roc_sig, roc_bkg, cut_auc = cuts.cut_roc(np.array(sig), np.array(bkg))
+        working = passes[points.index(eff)]
+        scored["cuts"] = working
+        curves["cut-based"] = ("points", (np.array(sig), np.array(bkg)))
+        result["cuts"] = {"auc": cut_auc, "cuts": fitted[points.index(eff)].cuts_,
+                          "working_points": [{"target": t, "signal_efficiency": s,
+                                              "background_efficiency": b}
+                                             for t, s, b in zip(points, sig, bkg, strict=True)]}
+
+    rejection = cuts.rejection_at(eff)
+    for name, score in scored.items():
+        entry = result.setdefault(name, {})
+        if name != "cuts":
+            entry["auc"] = cuts.auc(y_test, score)
+        entry[f"rejection_at_{eff}"] = rejection(y_test, score)
+        if name == "cuts":
+            entry["signal_efficiency"] = float(score[y_test].mean())
+    comparisons = {}
+    for name in ("bdt", "cuts"):
+        if name not in scored:
+            continue
+        stats = {f"rejection_at_{eff}": rejection}
+        if name == "bdt":
+            stats["auc"] = cuts.auc
+        comparisons[f"network - {name}"] = {
+            stat: cuts.bootstrap_difference(y_test, network, scored[name], statistic=fn,
+                                            n_boot=settings.bootstrap, seed=config.seed)
+            for stat, fn in stats.items()}
+    if "cuts" in scored:  # the cut-based AUC comes from its working points: no bootstrap
+        comparisons["network - cuts"]["auc"] = {
+            "difference": result["network"]["auc"] - result["cuts"]["auc"]}
+    result["comparisons"] = comparisons
+    save_figure(plot_baselines(y_test, curves, eff), plots_dir / "baselines_roc.png")
+    return result
