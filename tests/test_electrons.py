@@ -8,7 +8,14 @@ import h5py
 import numpy as np
 import pytest
 
-from hepdl.generate.electrons import HALF, ElectronSample, _windows, make_electrons, shower_shapes
+from hepdl.generate.electrons import (
+    CENTRE,
+    ElectronSample,
+    _image,
+    _windows,
+    make_electrons,
+    shower_shapes,
+)
 from hepdl.generate.towers import Detector, bremsstrahlung, phi_at, simulate
 
 from .conftest import ROOT
@@ -17,20 +24,29 @@ from .conftest import ROOT
 def test_windows_centre_the_seed_crystal_wrap_phi_and_pad_eta():
     grid = np.arange(10 * 8, dtype=float).reshape(10, 8) + 1
     win = _windows(grid, np.array([0]), np.array([7]), 2)[0]
-    assert win[2, 2] == grid[0, 7]  # the centre, index HALF for 47 x 47
+    assert win[2, 2] == grid[0, 7]
     assert np.all(win[:2] == 0)  # beyond the calorimeter in eta
     assert win[2, 3] == grid[0, 0] and win[2, 1] == grid[0, 6]  # phi wraps
 
 
+def test_images_put_the_candidate_at_index_22_as_seeds_003():
+    grid = np.zeros((345, 360))
+    grid[100, 50] = 1.0
+    grid[101, 50] = 2.0  # one crystal up in eta: index 23
+    image = _image(grid, np.array([100]), np.array([50]))[0]
+    assert image.shape == (47, 47)
+    assert image[22, 22] == 1.0 and image[23, 22] == 2.0 and image.sum() == 3.0
+
+
 def test_shower_shapes_of_known_patterns():
     one = np.zeros((1, 47, 47))
-    one[0, HALF, HALF] = 10.0
+    one[0, CENTRE, CENTRE] = 10.0
     shapes = shower_shapes(one, 0.0174)
     assert shapes["e1_over_e5x5"][0] == 1 and shapes["sigma_ieta_ieta"][0] == 0
-    # equal energy in the centre and the crystal above it: log weights equal, mean 0.5 crystal,
-    # width 0.5 crystal in eta and 0 in phi
+    # equal energy in the centre and the crystal above it: energy-weighted mean 0.5 crystal,
+    # equal log weights, width 0.5 crystal in eta and 0 in phi
     two = np.zeros((1, 47, 47))
-    two[0, HALF, HALF] = two[0, HALF + 1, HALF] = 5.0
+    two[0, CENTRE, CENTRE] = two[0, CENTRE + 1, CENTRE] = 5.0
     shapes = shower_shapes(two, 0.0174)
     assert shapes["sigma_ieta_ieta"][0] == pytest.approx(0.5 * 0.0174)
     assert shapes["sigma_iphi_iphi"][0] == pytest.approx(0.0)
@@ -103,13 +119,14 @@ def test_make_electrons_writes_real_and_fake_candidates(electron_file):
         assert np.all(origin[label == 0] != names["Z"])
         towers = f["towers"][:]
         # the candidate's crystal is the maximum of its 3 x 3 ECAL neighbourhood
-        centre = towers[:, 0, HALF - 1:HALF + 2, HALF - 1:HALF + 2]
-        assert np.all(towers[:, 0, HALF, HALF] == centre.reshape(64, -1).max(1))
+        centre = towers[:, 0, CENTRE - 1:CENTRE + 2, CENTRE - 1:CENTRE + 2]
+        assert np.all(towers[:, 0, CENTRE, CENTRE] == centre.reshape(64, -1).max(1))
         assert np.allclose(f["sum"][:], towers[:, 0] + towers[:, 1])
         assert np.all(f["pt"][:] > 10)
         assert f.attrs["seed"] == 5 and "23:onIfAny = 11" in list(f.attrs["pythia_zee"])
     assert 0.5 < effs["real: + matched track"] <= 1
-    assert 0 < effs["fake candidates per QCD event: + matched track"] < 0.2
+    assert 0 < effs["fake candidates per biased QCD event: + matched track"] < 0.2
+    assert effs["real: + matched track"] <= effs["real: + H/E"] <= effs["real: cluster ET > 10 GeV"]
 
 
 def test_the_same_seed_gives_the_same_file_for_any_number_of_workers(electron_file, tmp_path):

@@ -71,6 +71,8 @@ def with_image_norm(network, norm: str) -> list[str]:
     a network trained with the max norm, evaluated with L1); returns the inputs changed."""
     from hepdl.preprocess.scaling import ImageNorm
 
+    if norm not in ("l1", "l2", "max"):
+        raise DataError("image_norm", f"expected l1, l2 or max, got {norm!r}")
     changed = []
     for name, chain in network.preprocess.items():
         for module in chain.modules():

@@ -15,11 +15,12 @@ A candidate of a Z event is real when its track is an electron from the Z (other
 every candidate of a QCD event is a fake, whatever is behind its track: a charged hadron, an
 electron from a heavy-flavour decay, a Dalitz electron (``origin`` in the file).
 
-Images follow seeds/003: towers of 0.0174 around the candidate, index 22 + d/0.0174. The image
-is centred on the seed crystal, so every d is a whole number of crystals and no row or column
-is counted twice by the truncation of ``int``. Channels: ECAL crystals, HCAL (towers spread
-evenly over their 5 x 5 crystals), their sum; and, beyond seeds/003, the tracks' pT where they
-cross the ECAL, which gives a network what E/p and track isolation give a cut-based ID.
+Images follow seeds/003: towers of 0.0174 around the candidate, index 22 + d/0.0174 (so rows
+and columns 0-46 hold d = -22 ... +24 crystals). The candidate is its seed crystal, so every d is
+a whole number of crystals and no row or column is counted twice by the truncation of ``int``.
+Channels: ECAL crystals, HCAL (towers spread evenly over their 5 x 5 crystals), their sum;
+and, beyond seeds/003, the tracks' pT where they cross the ECAL, which gives a network what E/p
+and track isolation give a cut-based ID.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from hepdl.generate.pythia import ORIGINS, PROCESSES, Generator
 from hepdl.generate.towers import Detector, phi_at, simulate
 
 IMAGE = 47
-HALF = IMAGE // 2  # 22: the candidate's crystal
+CENTRE = 22  # seeds/003: index 22 + d / 0.0174, so the image spans d = -22 ... +24 crystals
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,21 @@ class ElectronSample:
     block_size: int = 256  # candidates of one class made by one Pythia instance
 
 
-def _windows(grid: np.ndarray, i_eta: np.ndarray, i_phi: np.ndarray, half: int) -> np.ndarray:
-    """(n, 2 half + 1, 2 half + 1) windows of ``grid`` (eta, phi) centred on the cells; phi
-    wraps around, eta beyond the calorimeter is zero."""
-    padded = np.pad(grid, ((half, half), (0, 0)))
-    rows = i_eta[:, None] + np.arange(2 * half + 1)[None, :]  # in padded coordinates
-    cols = np.mod(i_phi[:, None] + np.arange(-half, half + 1)[None, :], grid.shape[1])
+def _windows(grid: np.ndarray, i_eta: np.ndarray, i_phi: np.ndarray, before: int,
+             after: int | None = None) -> np.ndarray:
+    """(n, before + after + 1, ...) windows of ``grid`` (eta, phi), the cell at index
+    ``before`` (default symmetric: ``after = before``); phi wraps around, eta beyond the
+    calorimeter is zero."""
+    after = before if after is None else after
+    padded = np.pad(grid, ((before, after), (0, 0)))
+    rows = i_eta[:, None] + np.arange(before + after + 1)[None, :]  # in padded coordinates
+    cols = np.mod(i_phi[:, None] + np.arange(-before, after + 1)[None, :], grid.shape[1])
     return padded[rows[:, :, None], cols[:, None, :]]
+
+
+def _image(grid: np.ndarray, i_eta: np.ndarray, i_phi: np.ndarray) -> np.ndarray:
+    """47 x 47 images with the candidate's crystal at (22, 22), as seeds/003 builds them."""
+    return _windows(grid, i_eta, i_phi, CENTRE, IMAGE - 1 - CENTRE)
 
 
 def _delta_phi(a, b):
@@ -81,10 +90,11 @@ def _delta_phi(a, b):
 def shower_shapes(ecal: np.ndarray, cell: float) -> dict[str, np.ndarray]:
     """Energy ratios and widths from (n, 47, 47) ECAL windows centred on the seed crystal.
 
-    sigma_ieta_ieta and sigma_iphi_iphi are CMS's log-weighted widths over the 5 x 5 crystals,
-    w = max(0, 4.7 + ln(E_i / E_5x5)) (CMS-EGM-17-001), in units of eta (crystals x 0.0174).
+    sigma_ieta_ieta and sigma_iphi_iphi are CMS's widths over the 5 x 5 crystals: about the
+    energy-weighted mean, with log weights w = max(0, 4.7 + ln(E_i / E_5x5)) (CMS-EGM-17-001,
+    EcalClusterTools::localCovariances), in units of eta (crystals x 0.0174).
     """
-    c = HALF
+    c = CENTRE
     e1 = ecal[:, c, c]
     e3 = ecal[:, c - 1:c + 2, c - 1:c + 2].sum((1, 2))
     five = ecal[:, c - 2:c + 3, c - 2:c + 3]
@@ -98,15 +108,18 @@ def shower_shapes(ecal: np.ndarray, cell: float) -> dict[str, np.ndarray]:
     widths = {}
     for name, axis in (("sigma_ieta_ieta", 1), ("sigma_iphi_iphi", 2)):
         along = w.sum(axis=3 - axis)  # weights summed over the other axis
-        mean = (along * offsets).sum(1) / total
+        energy = five.sum(axis=3 - axis)
+        mean = (energy * offsets).sum(1) / safe
         var = (along * (offsets[None, :] - mean[:, None]) ** 2).sum(1) / total
         widths[name] = np.sqrt(var) * cell
     return {"e5x5": e5, "e1_over_e5x5": e1 / safe, "e3x3_over_e5x5": e3 / safe, **widths}
 
 
 def _cone_sum(grid: np.ndarray, i_eta, i_phi, half: int, centre_eta, centre_phi,
-              eta_of, phi_of, r_max: float, r_min: float = 0.0) -> np.ndarray:
-    """Sum of ET in r_min <= dR < r_max around each centre, from windows of ``grid``."""
+              eta_of, phi_of, r_max: float, r_min: float = 0.0,
+              eta_strip: float = 0.0) -> np.ndarray:
+    """Sum of ET in r_min <= dR < r_max around each centre, from windows of ``grid``, without
+    the strip |d eta| < ``eta_strip`` (where an electron's bremsstrahlung lands)."""
     win = _windows(grid, i_eta, i_phi, half)
     offsets = np.arange(-half, half + 1)
     eta = eta_of(np.clip(i_eta[:, None] + offsets[None, :], 0, None))
@@ -115,7 +128,8 @@ def _cone_sum(grid: np.ndarray, i_eta, i_phi, half: int, centre_eta, centre_phi,
     d_phi = _delta_phi(phi, centre_phi[:, None])
     dr = np.sqrt(d_eta[:, :, None] ** 2 + d_phi[:, None, :] ** 2)
     et = win / np.cosh(eta)[:, :, None]
-    return np.where((dr >= r_min) & (dr < r_max), et, 0).sum((1, 2))
+    strip = np.abs(d_eta)[:, :, None] < eta_strip
+    return np.where((dr >= r_min) & (dr < r_max) & ~strip, et, 0).sum((1, 2))
 
 
 @dataclass
@@ -158,7 +172,7 @@ def candidates(detector: Detector, presel: Preselection, particles, rng, counts:
     eta_c, phi_c = det.eta_center(i_eta), det.phi_center(i_phi)
     inside = np.abs(eta_c) < presel.eta_max
     i_eta, i_phi, eta_c, phi_c = i_eta[inside], i_phi[inside], eta_c[inside], phi_c[inside]
-    win_ecal = _windows(ecal, i_eta, i_phi, HALF)
+    win_ecal = _image(ecal, i_eta, i_phi)
     shapes = shower_shapes(win_ecal, det.cell)
     et = shapes["e5x5"] / np.cosh(eta_c)
     keep = et > presel.et_min
@@ -211,7 +225,7 @@ def candidates(detector: Detector, presel: Preselection, particles, rng, counts:
     origins = np.array([origin(record, int(p.index[i])) for i in best], dtype=np.int64)
     if z_event:
         real = origins == ORIGINS["Z"]
-        counts.track += int(len(set(best[real].tolist())))
+        counts.track += int(np.isin(p.index[truth_index[is_z]], p.index[best[real]]).sum())
         selected, best, origins = selected[real], best[real], origins[real]
         if not len(selected):
             return None
@@ -228,14 +242,16 @@ def candidates(detector: Detector, presel: Preselection, particles, rng, counts:
     crossing = ~np.isnan(track_phi)
     np.add.at(track_grid, (det.eta_index(p.eta[tracks][crossing]),
                            det.phi_index(track_phi[crossing])), measured[tracks][crossing])
-    win_tracks = _windows(track_grid, i_eta[s], i_phi[s], HALF)
+    win_tracks = _image(track_grid, i_eta[s], i_phi[s])
     match = distance[s].argmin(1)
-    win_hcal = _windows(hcal_cells, i_eta[s], i_phi[s], HALF)
+    win_hcal = _image(hcal_cells, i_eta[s], i_phi[s])
     cone = presel.isolation_cone
     eta_of, phi_of = det.eta_center, det.phi_center
-    ecal_iso = _cone_sum(ecal, i_eta[s], i_phi[s], HALF, eta_c[s], phi_c[s], eta_of, phi_of,
-                         cone) - et[s]  # the ET outside the 5 x 5 cluster, in dR < 0.3
-    hcal_iso = _cone_sum(hcal_cells, i_eta[s], i_phi[s], HALF, eta_c[s], phi_c[s], eta_of,
+    # ECAL isolation as CMS's "Jurassic" veto: dR < 0.3 without an inner cone of 3 crystals
+    # and a strip of |d eta| < 1.5 crystals along phi (the bremsstrahlung)
+    ecal_iso = _cone_sum(ecal, i_eta[s], i_phi[s], 18, eta_c[s], phi_c[s], eta_of, phi_of,
+                         cone, 3 * det.cell, 1.5 * det.cell)
+    hcal_iso = _cone_sum(hcal_cells, i_eta[s], i_phi[s], 18, eta_c[s], phi_c[s], eta_of,
                          phi_of, cone, presel.h_over_e_cone)
     # track isolation at the vertex: other tracks with pT > 1 GeV in 0.015 < dR < 0.3
     tr_dr = np.hypot(p.eta[tracks][None, :] - p.eta[best][:, None],
@@ -302,12 +318,13 @@ def efficiencies(totals: dict[str, dict]) -> dict[str, float]:
     """Preselection efficiencies: per Z electron (real) and per QCD event (fakes)."""
     z, q = totals["zee"], totals["qcd"]
     real = max(z["truth_electrons"], 1)
+    per_event = max(q["events"], 1)
     out = {"real: cluster ET > 10 GeV": z["clusters"] / real,
            "real: + H/E": z["h_over_e"] / real,
            "real: + matched track": z["track"] / real,
-           "fake candidates per QCD event: cluster": q["clusters"] / max(q["events"], 1),
-           "fake candidates per QCD event: + H/E": q["h_over_e"] / max(q["events"], 1),
-           "fake candidates per QCD event: + matched track": q["track"] / max(q["events"], 1)}
+           "fake candidates per biased QCD event: cluster": q["clusters"] / per_event,
+           "fake candidates per biased QCD event: + H/E": q["h_over_e"] / per_event,
+           "fake candidates per biased QCD event: + matched track": q["track"] / per_event}
     fakes = max(sum(q["origins"].values()), 1)
     for name, count in sorted(q["origins"].items()):
         out[f"fakes behind the track: {name}"] = count / fakes
