@@ -159,6 +159,10 @@ def test_electron_id_example_reports_the_network_beside_its_baselines(cli, tmp_p
     assert "error" in baselines["comparisons"]["network - bdt"]["auc"]
     assert (run / "plots" / "baselines_roc.png").is_file()
     assert (run / "plots" / "binned_pt.png").is_file()
+    in_bins = [n for n in metrics["plots"] if n.startswith(("roc_pt_", "outputs_pt_"))]
+    assert in_bins and set(in_bins) <= {f"{kind}_pt_{b}.png" for kind in ("roc", "outputs")
+                                        for b in ("10-30", "30-1000")}  # seeds/003's pT bins
+    assert all((run / "plots" / n).is_file() for n in in_bins)
     assert "Baselines on engineered features" in (run / "report.html").read_text()
 
     # seeds/003's robustness checks: fixed weights on another file, and another image norm

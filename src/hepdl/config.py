@@ -447,6 +447,9 @@ class EvaluateConfig(Section):
     bins: dict[str, list[float]] = Field(
         default_factory=dict, description="Observer -> bin edges for binned performance."
     )
+    binned_plots: bool = Field(
+        default=False, description="Classification: the ROC curves and output histograms again "
+        "in each bin (seeds/003's pT bins).")
     resolution: ResolutionConfig | None = Field(
         default=None, description="Regression: relative resolution vs true energy, fitted.")
     efficiencies: list[float] = Field(

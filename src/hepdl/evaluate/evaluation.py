@@ -29,9 +29,26 @@ def _check_compatible(run: Run, dataset, where: str) -> None:
                                f"{run.spec['class_names']}")
 
 
+def _in_bins(pred: Predictions, bins: dict[str, list[float]]):
+    """(file name suffix, the predictions in the bin) for each bin holding both classes."""
+    import numpy as np
+
+    for observer, edges in bins.items():
+        if observer not in pred.observers:
+            continue
+        index = np.digitize(pred.observers[observer], edges) - 1
+        for b, (lo, hi) in enumerate(zip(edges, edges[1:], strict=False)):
+            part = Predictions(pred.scores[index == b], pred.labels[index == b], {},
+                               pred.class_names, pred.task)
+            if len(np.unique(part.labels)) > 1:
+                yield f"{observer}_{lo:g}-{hi:g}", part
+
+
 def write_plots(pred: Predictions, metrics: dict[str, Any], out: Path,
-                history: list[dict] | None = None) -> list[str]:
-    """Every figure of an evaluation as PNG files in ``out``; returns their names."""
+                history: list[dict] | None = None,
+                binned_plots: dict[str, list[float]] | None = None) -> list[str]:
+    """Every figure of an evaluation as PNG files in ``out``; returns their names.
+    ``binned_plots``: observer -> bin edges of ROC curves and output histograms per bin."""
     out.mkdir(parents=True, exist_ok=True)
     figures = {}
     if history:
@@ -42,6 +59,10 @@ def write_plots(pred: Predictions, metrics: dict[str, Any], out: Path,
         figures["roc.png"] = plots.plot_roc(pred, metrics.get("auc"))
         figures["outputs.png"] = plots.plot_outputs(pred)
         figures["confusion.png"] = plots.plot_confusion(metrics["confusion"], pred.class_names)
+    if pred.task == "classification" and binned_plots:
+        for suffix, part in _in_bins(pred, binned_plots):
+            figures[f"roc_{suffix}.png"] = plots.plot_roc(part)
+            figures[f"outputs_{suffix}.png"] = plots.plot_outputs(part)
     for observer, binned in metrics.get("binned", {}).items():
         if "error" not in binned:
             figures[f"binned_{observer}.png"] = plots.plot_binned(binned, observer)
@@ -123,7 +144,9 @@ def evaluate_run(run: Run | str | Path, data: DataConfig | None = None,
                                     if v is not None and own.get("auc", {}).get(k) is not None}}
     out = Path(out) if out is not None else run.path
     history = run.history.to_dict("records") if out == run.path else None
-    metrics["plots"] = write_plots(pred, metrics, out / PLOTS, history)
+    metrics["plots"] = write_plots(
+        pred, metrics, out / PLOTS, history,
+        config.evaluate.bins if config.evaluate.binned_plots else None)
     if (data is None and image_norm is None and config.evaluate.baselines is not None
             and pred.task == "classification"):
         from hepdl.evaluate.baselines import evaluate_baselines
