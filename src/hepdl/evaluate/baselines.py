@@ -61,8 +61,8 @@ def evaluate_baselines(config: Config, pred: Predictions, plots_dir: Path) -> di
                               "features": dict(settings.features),
                               "test_events": {"signal": int(y_test.sum()),
                                               "background": int((~y_test).sum())}}
-    curves = {"network": ("curve", network)}
     scored = {"network": network}
+    cut_points = None
 
     if settings.bdt:
         bdt = HistGradientBoostingClassifier(max_iter=500, learning_rate=0.1, max_leaf_nodes=31,
@@ -70,7 +70,6 @@ def evaluate_baselines(config: Config, pred: Predictions, plots_dir: Path) -> di
                                              random_state=config.seed)
         bdt.fit(_stack(f_train), y_train)
         scored["bdt"] = bdt.predict_proba(_stack(f_test))[:, 1]
-        curves["BDT"] = ("curve", scored["bdt"])
     if settings.cuts:
         points = sorted({*settings.cut_efficiencies, eff})
         missing = sorted(set(settings.cuts) - set(settings.features))
@@ -84,10 +83,9 @@ def evaluate_baselines(config: Config, pred: Predictions, plots_dir: Path) -> di
         passes = [f.passes(tested) for f in fitted]
         sig = [float(p[y_test].mean()) for p in passes]
         bkg = [float(p[~y_test].mean()) for p in passes]
-        roc_sig, roc_bkg, cut_auc = cuts.cut_roc(np.array(sig), np.array(bkg))
-        working = passes[points.index(eff)]
-        scored["cuts"] = working
-        curves["cut-based"] = ("points", (np.array(sig), np.array(bkg)))
+        _, _, cut_auc = cuts.cut_roc(np.array(sig), np.array(bkg))
+        scored["cuts"] = passes[points.index(eff)]
+        cut_points = (np.array(sig), np.array(bkg))
         result["cuts"] = {"auc": cut_auc, "cuts": fitted[points.index(eff)].cuts_,
                           "working_points": [{"target": t, "signal_efficiency": s,
                                               "background_efficiency": b}
@@ -96,31 +94,32 @@ def evaluate_baselines(config: Config, pred: Predictions, plots_dir: Path) -> di
     rejection = cuts.rejection_at(eff)
     for name, score in scored.items():
         entry = result.setdefault(name, {})
-        if name != "cuts":
-            entry["auc"] = cuts.auc(y_test, score)
         entry[f"rejection_at_{eff}"] = rejection(y_test, score)
-        if name == "cuts":
+        if name == "cuts":  # its AUC comes from its working points (above)
             entry["signal_efficiency"] = float(score[y_test].mean())
+        else:
+            entry["auc"] = cuts.auc(y_test, score)
+
+    def compare(name: str, statistics: dict) -> dict:
+        return {stat: cuts.bootstrap_difference(y_test, network, scored[name], statistic=fn,
+                                                n_boot=settings.bootstrap, seed=config.seed)
+                for stat, fn in statistics.items()}
+
     comparisons = {}
-    for name in ("bdt", "cuts"):
-        if name not in scored:
-            continue
-        stats = {f"rejection_at_{eff}": rejection}
-        if name == "bdt":
-            stats["auc"] = cuts.auc
-        else:  # the cuts reach their target only on the training split: the network is read
-            # at the efficiency the cuts have on the test split
-            reached = result["cuts"]["signal_efficiency"]
-            stats = {f"rejection_at_{reached:.4f}": cuts.rejection_at(reached)}
-        comparisons[f"network - {name}"] = {
-            stat: cuts.bootstrap_difference(y_test, network, scored[name], statistic=fn,
-                                            n_boot=settings.bootstrap, seed=config.seed)
-            for stat, fn in stats.items()}
-    if "cuts" in scored:  # the cut-based AUC comes from its working points: no bootstrap
-        comparisons["network - cuts"]["auc"] = {
-            "difference": result["network"]["auc"] - result["cuts"]["auc"]}
+    if "bdt" in scored:
+        comparisons["network - bdt"] = compare("bdt", {"auc": cuts.auc,
+                                                       f"rejection_at_{eff}": rejection})
+    if "cuts" in scored:
+        # the cuts reach their target on the training split only: the network is read at the
+        # efficiency the cuts have on the test split; their AUC has no bootstrap
+        reached = result["cuts"]["signal_efficiency"]
+        comparisons["network - cuts"] = {
+            **compare("cuts", {f"rejection_at_{reached:.4f}": cuts.rejection_at(reached)}),
+            "auc": {"difference": result["network"]["auc"] - result["cuts"]["auc"]}}
     result["comparisons"] = comparisons
-    save_figure(plot_baselines(y_test, curves, eff), plots_dir / "baselines_roc.png")
+    curves = {label: scored[name] for name, label in (("network", "network"), ("bdt", "BDT"))
+              if name in scored}
+    save_figure(plot_baselines(y_test, curves, eff, cut_points), plots_dir / "baselines_roc.png")
     return result
 
 

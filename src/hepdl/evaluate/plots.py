@@ -65,21 +65,21 @@ def plot_roc(pred: Predictions, auc: dict[str, float | None] | None = None):
     return fig
 
 
-def plot_baselines(is_signal: np.ndarray, curves: dict[str, tuple], efficiency: float):
-    """The network's ROC beside its baselines': each a curve of scores, or the working points
-    of a cut-based ID (signal and background efficiencies) drawn as markers."""
+def plot_baselines(is_signal: np.ndarray, scores: dict[str, np.ndarray], efficiency: float,
+                   cut_points: tuple[np.ndarray, np.ndarray] | None = None):
+    """The network's ROC beside its baselines': a curve per score, and the working points of a
+    cut-based ID (signal and background efficiencies) as markers."""
     with _style():
         fig, axes = _figure()
         ax = axes[0, 0]
-        for label, (kind, value) in curves.items():
-            if kind == "curve":
-                eff_s, eff_b = roc(is_signal, value)
-                keep = eff_b > 0
-                ax.plot(eff_s[keep], 1.0 / eff_b[keep], label=label)
-            else:
-                eff_s, eff_b = value
-                keep = eff_b > 0
-                ax.plot(eff_s[keep], 1.0 / eff_b[keep], "o--", label=label)
+        for label, score in scores.items():
+            eff_s, eff_b = roc(is_signal, score)
+            keep = eff_b > 0
+            ax.plot(eff_s[keep], 1.0 / eff_b[keep], label=label)
+        if cut_points is not None:
+            eff_s, eff_b = cut_points
+            keep = eff_b > 0
+            ax.plot(eff_s[keep], 1.0 / eff_b[keep], "o--", label="cut-based")
         ax.axvline(efficiency, color="grey", linestyle=":")
         ax.set_yscale("log")
         ax.set_xlim(0, 1)

@@ -231,9 +231,9 @@ def candidates(detector: Detector, presel: Preselection, particles, rng, counts:
             return None
     else:
         counts.track += len(selected)
-    for code in origins:
-        name = next(k for k, v in ORIGINS.items() if v == code)
-        counts.origins[name] = counts.origins.get(name, 0) + 1
+    names = {code: name for name, code in ORIGINS.items()}
+    for code, n in zip(*np.unique(origins, return_counts=True), strict=True):
+        counts.origins[names[code]] = counts.origins.get(names[code], 0) + int(n)
 
     s = selected
     k = np.arange(len(s))

@@ -88,6 +88,8 @@ class Generator:
         while True:
             if not self.pythia.next():
                 continue
+            # pythia8mc hands out the event record one particle at a time (no array view):
+            # this one pass per event is the only per-particle Python of the generator
             rows = [(p.id(), p.charge(), p.px(), p.py(), p.pz(), p.e(), p.index())
                     for p in self.pythia.event if p.isFinal()]
             table = np.array(rows, dtype=np.float64).reshape(-1, 7)
