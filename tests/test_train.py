@@ -97,7 +97,9 @@ def test_objective_weights_and_penalties():
 
 
 def test_fit_writes_a_complete_checkpointed_run(tmp_path):
-    run = fit(config_from_dict(small_config(tmp_path)))
+    threads = torch.get_num_threads()
+    run = fit(config_from_dict(small_config(tmp_path, train={"epochs": 3, "threads": 1})))
+    assert torch.get_num_threads() == threads  # a notebook keeps its own thread count
     assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "history.csv", "last.pt",
                                                      "meta.json", "model.pt"]
     history = Run.load(run).history

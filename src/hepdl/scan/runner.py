@@ -7,10 +7,13 @@ is recorded as FAIL with the reason, never as an AUC of 0.5.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +198,15 @@ def enqueue_grid(study, config: Config) -> int:
     return len(combos)
 
 
+def freeze_long_lived(study, trial) -> None:
+    """After a worker's first trial (torch, scikit-learn and matplotlib all imported), move every
+    object alive into the garbage collector's permanent generation: the collection after each
+    trial then scans what the trial made, not the ~400k objects of the imported libraries
+    (0.3 s a trial otherwise)."""
+    if not gc.get_freeze_count():
+        gc.freeze()
+
+
 def run_worker(config: Config, *, storage: str | None = None, threads: int | None = None,
                seed: int | None = None, console=None) -> None:
     """Take trials from the shared study until its budget (trials or time) is reached."""
@@ -208,9 +220,10 @@ def run_worker(config: Config, *, storage: str | None = None, threads: int | Non
         enqueue_grid(study, config)
         run = objective(config, threads, console)
         while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            study.optimize(run, n_trials=1, catch=(TrialFailed,), gc_after_trial=True)
+            study.optimize(run, n_trials=1, catch=(TrialFailed,), gc_after_trial=True,
+                           callbacks=[freeze_long_lived])
         return
-    callbacks = []
+    callbacks = [freeze_long_lived]
     if config.scan.trials is not None:
         if budget_used(study) >= config.scan.trials:
             return
@@ -225,14 +238,26 @@ def run_worker(config: Config, *, storage: str | None = None, threads: int | Non
                    gc_after_trial=True)
 
 
-def _worker_process(config_json: str, storage: str | None, threads: int, seed: int) -> None:
-    # every thread pool of the process (torch's, and the BLAS under numpy and scikit-learn)
-    # gets this worker's share of the cores, so N workers do not oversubscribe the machine
+@contextlib.contextmanager
+def worker_threads(threads: int) -> Iterator[None]:
+    """Every thread pool of this process (torch's, and the BLAS under numpy and scikit-learn)
+    gets this worker's share of the cores, so N workers do not oversubscribe the machine."""
+    import torch
     from threadpoolctl import threadpool_limits
 
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _worker_process(config_json: str, storage: str | None, threads: int, seed: int) -> None:
     from hepdl.config import Config
 
-    with threadpool_limits(threads):
+    with worker_threads(threads):
         run_worker(Config.model_validate_json(config_json), storage=storage, threads=threads,
                    seed=seed)
 
@@ -257,14 +282,20 @@ def run_scan(config: Config, *, workers: int = 1, storage: str | None = None,
     if workers <= 1:
         run_worker(config, storage=url, threads=threads, console=console)
         return study
+    # this process is worker 0 and spawns the others: one process fewer to start (each new one
+    # spends seconds importing torch and scikit-learn before its first trial)
     context = multiprocessing.get_context("spawn")  # torch and fork do not mix
     processes = [context.Process(target=_worker_process,
                                  args=(config.model_dump_json(), url, threads, config.seed + i))
-                 for i in range(workers)]
+                 for i in range(1, workers)]
     for process in processes:
         process.start()
-    for process in processes:
-        process.join()
+    try:
+        with worker_threads(threads):
+            run_worker(config, storage=url, threads=threads, seed=config.seed, console=console)
+    finally:
+        for process in processes:
+            process.join()
     failed = [p.exitcode for p in processes if p.exitcode]
     if failed:
         raise HepdlError(f"{len(failed)} of {workers} scan workers exited with codes {failed}; "

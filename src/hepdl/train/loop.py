@@ -144,6 +144,7 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         run = new_run_dir(config, run_dir)
         write_config(run, config)
         checkpoint = None
+    threads_before = torch.get_num_threads()  # given back when this run ends (a notebook goes on)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     torch.manual_seed(config.seed)
@@ -163,6 +164,8 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         update_meta(run, status=getattr(exc, "run_status", "failed"),
                     reason=f"{type(exc).__name__}: {exc}", finished=now())
         raise
+    finally:
+        torch.set_num_threads(threads_before)
 
 
 def _train(config: Config, run: Path, checkpoint: dict | None, console,
