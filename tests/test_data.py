@@ -42,6 +42,21 @@ def test_every_format_reads_the_same_events(npz_file, h5_file, root_file, tmp_pa
     np.testing.assert_array_equal(load_dataset(ordered).labels, 1 - labels)
 
 
+def test_select_keeps_events_in_any_range_of_each_key(h5_file, blob_arrays):
+    features, labels, energy = blob_arrays
+    ranges = [[None, 20.0], [60.0, None]]
+    dataset = load_dataset(data(kind="hdf5", path=str(h5_file), inputs={"x": "features"},
+                                label="Event/label", observers={"energy": "Event/energy"},
+                                select={"Event/energy": ranges}))
+    keep = (energy <= 20) | (energy >= 60)
+    assert 0 < keep.sum() < len(energy)
+    np.testing.assert_array_equal(dataset.inputs["x"], features[keep])
+    np.testing.assert_array_equal(dataset.observers["energy"], energy[keep])
+    with pytest.raises(ValueError, match="select needs in_memory"):
+        DataConfig.model_validate({"source": {"kind": "hdf5", "path": "x.h5", "inputs": {"x": "x"},
+                                              "select": {"e": ranges}}, "in_memory": False})
+
+
 def test_files_are_concatenated_from_globs(tmp_path):
     for i in range(3):
         f, y, _ = blobs(50, seed=i)

@@ -319,6 +319,53 @@ def make_electrons(
     console.print(f"wrote {events} candidates to {path}", soft_wrap=True)
 
 
+def _temperatures(text: str) -> list[float]:
+    """``0.25:4.0:0.25`` (start:stop:step, stop included) or ``1.0,2.0,2.25``."""
+    from hepdl.errors import ConfigError
+
+    try:
+        if ":" in text:
+            start, stop, step = (float(x) for x in text.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            steps = int(round((stop - start) / step))
+            return [round(start + i * step, 6) for i in range(steps + 1)]
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise ConfigError("--temperatures", f"expected start:stop:step or a comma list of "
+                                            f"numbers, got {text!r}") from None
+
+
+@make_app.command("ising")
+@command
+def make_ising(
+    out: Annotated[Path, typer.Option(help="Output HDF5 file.")],
+    size: Annotated[int, typer.Option(min=2, help="Lattice size L (L x L, periodic).")] = 40,
+    temperatures: Annotated[str, typer.Option(
+        help="start:stop:step or a comma list; default Mehta et al.'s grid.")] = "0.25:4.0:0.25",
+    per_temperature: Annotated[int, typer.Option(min=1, help="Configurations per T.")] = 10_000,
+    chains: Annotated[int, typer.Option(min=1, help="Independent chains per T.")] = 100,
+    equilibration: Annotated[int, typer.Option(min=0, help="Sweeps before sampling.")] = 200,
+    decorrelation: Annotated[int, typer.Option(min=1, help="Sweeps between samples.")] = 20,
+    seed: GeneratorSeed = 1,
+    workers: GeneratorWorkers = 1,
+):
+    """2D Ising configurations (J = 1) by Swendsen-Wang cluster Monte Carlo (seeds/004)."""
+    from rich.progress import Progress
+
+    from hepdl.generate.ising import make_ising as make
+
+    grid = _temperatures(temperatures)
+    console = _console()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("ising configurations", total=per_temperature * len(grid))
+        path = make(out, size=size, temperatures=grid, per_temperature=per_temperature,
+                    seed=seed, workers=workers, chains=chains, equilibration=equilibration,
+                    decorrelation=decorrelation, progress=lambda n: progress.advance(task, n))
+    console.print(f"wrote {per_temperature * len(grid)} configurations of {size}x{size} at "
+                  f"{len(grid)} temperatures to {path}", soft_wrap=True)
+
+
 @data_app.command("inspect")
 @command
 def data_inspect(path: Annotated[Path, typer.Argument(help="HDF5, NumPy, Parquet, CSV or ROOT.")]):

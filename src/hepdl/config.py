@@ -61,6 +61,11 @@ class FileSource(Section):
     class_names: list[str] | None = Field(
         default=None, description="Class names in label-index order; default: the sorted labels."
     )
+    select: dict[str, list[tuple[float | None, float | None]]] = Field(
+        default_factory=dict,
+        description="Key -> closed ranges [low, high] (null: open end); an event is kept when "
+        "each key's value lies in one of its ranges: {temperature: [[null, 1.75], [2.75, null]]}.",
+    )
 
     @field_validator("inputs")
     @classmethod
@@ -227,6 +232,9 @@ class DataConfig(Section):
         if not self.in_memory and getattr(self.source, "scalar_inputs", None):
             raise ValueError("scalar_inputs need in_memory: true (the streaming loader reads "
                              "the calorimeter images only)")
+        if not self.in_memory and getattr(self.source, "select", None):
+            raise ValueError("select needs in_memory: true (streamed events are counted from "
+                             "the file headers before they are read)")
         if not self.in_memory and self.nonfinite == "drop":
             raise ValueError("nonfinite: drop needs in_memory: true (streamed events are counted "
                              "from the file headers before they are read); use nonfinite: error")

@@ -69,6 +69,7 @@ def _read_file_source(source: FileSource, path_spec) -> tuple[dict, str | None, 
     for value in source.inputs.values():
         keys.extend([value] if isinstance(value, str) else value)
     keys.extend(source.observers.values())
+    keys.extend(source.select)
     if source.label is not None:
         keys.append(source.label)
     keys = list(dict.fromkeys(keys))
@@ -82,7 +83,27 @@ def _read_file_source(source: FileSource, path_spec) -> tuple[dict, str | None, 
             detail = ", ".join(f"{f.name} {p.shape[1:]}" for f, p in zip(files, parts, strict=True))
             raise DataError(key, f"event shape differs between files: {detail}")
         arrays[key] = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    if source.select:
+        keep = selected(arrays, source.select)
+        arrays = {key: value[keep] for key, value in arrays.items()}
     return arrays, source.label, {name: arrays[key] for name, key in source.observers.items()}
+
+
+def selected(arrays: dict[str, np.ndarray], select: dict) -> np.ndarray:
+    """Events whose value of each key lies in one of its closed ranges (``select``)."""
+    n = len(next(iter(arrays.values())))
+    keep = np.ones(n, dtype=bool)
+    for key, ranges in select.items():
+        value = arrays[key]
+        if value.ndim != 1:
+            raise DataError(f"data.source.select.{key}", f"holds arrays of shape {value.shape[1:]} "
+                                                         "per event; expected one number")
+        inside = np.zeros(n, dtype=bool)
+        for low, high in ranges:
+            inside |= ((value >= low) if low is not None else True) & (
+                (value <= high) if high is not None else True)
+        keep &= inside
+    return keep
 
 
 def _stack_inputs(source: FileSource, arrays: dict) -> dict[str, np.ndarray]:
