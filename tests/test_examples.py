@@ -64,3 +64,32 @@ def test_predict_on_an_lcd_file_writes_scores_and_observers(cli, tmp_path, calo_
                              "score_Pi0"]
         np.testing.assert_allclose(f["energy"][()], truth["target"][:, 0, 0], rtol=1e-6)
         assert len(f["label"]) == 320
+
+
+def test_digits_cnn_takes_8x8_images(cli, tmp_path):
+    result = cli("train", ROOT / "examples" / "digits_cnn.yaml", "--set", f"runs_dir={tmp_path}",
+                 "--set", "train.epochs=2", "--set", "train.threads=1")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "digits-cnn"
+    spec = json.loads((run / "meta.json").read_text())
+    assert json.loads((run / "metrics.json").read_text())["accuracy"] > 0.5  # 2 epochs, 10 classes
+    assert spec["status"] == "completed"
+
+
+def test_ising_example_trains_away_from_the_transition(cli, tmp_path):
+    import h5py
+    import numpy as np
+
+    from hepdl.generate.ising import make_ising
+
+    data = make_ising(tmp_path / "ising.h5", size=8, temperatures=[1.5, 2.25, 3.0],
+                      per_temperature=50, chains=10, equilibration=20, decorrelation=2)
+    result = cli("train", ROOT / "examples" / "ising.yaml", "--set", f"data.source.path={data}",
+                 "--set", f"runs_dir={tmp_path}", "--set", "train.epochs=2",
+                 "--set", "model.width=16", "--set", "train.threads=1")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "ising" / "metrics.json").read_text())
+    # T = 2.25 is selected out: 100 of the 150 configurations remain, 10% of them the test split
+    assert metrics["n_events"] == 10
+    with h5py.File(data) as f:
+        assert np.isin(f["temperature"][:], [1.5, 2.25, 3.0]).all()

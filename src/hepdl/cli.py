@@ -255,6 +255,36 @@ def study_normalization(
     print_study(console, table_rows(loaded, results), winners(loaded, results))
 
 
+@study_app.command("ising")
+@command
+def study_ising(
+    config: Annotated[Path, typer.Argument(help="A YAML config (examples/ising.yaml).")],
+    sizes: Annotated[str, typer.Option(help="Lattice sizes, comma-separated.")] = "10,20,40,60",
+    data_dir: Annotated[Path, typer.Option(help="Where ising_L<size>.h5 are (made if not).")] = (
+        Path("data/ising")),
+    out: Annotated[Path, typer.Option(help="Study directory: runs, table, plots.")] = (
+        Path("runs/ising-phases")),
+    per_temperature: Annotated[int, typer.Option(min=1, help="Configurations per T.")] = 1000,
+    workers: Annotated[int, typer.Option(min=1, help="Processes making the data.")] = 1,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a field of the config.")] = [],  # noqa: B006
+):
+    """Critical-set accuracy and T_c where P(ordered) = 1/2, per lattice size, extrapolated to
+    the infinite lattice by finite-size scaling (Carrasquilla & Melko; seeds/004)."""
+    from hepdl.config import load_config
+    from hepdl.errors import ConfigError
+    from hepdl.phases import run_phase_study
+
+    try:
+        lattice = [int(x) for x in sizes.split(",")]
+    except ValueError:
+        raise ConfigError("--sizes", f"expected sizes like 10,20,40, got {sizes!r}") from None
+    console = _console()
+    run_phase_study(load_config(config, set_), sizes=lattice, data_dir=data_dir, out=out,
+                    per_temperature=per_temperature, workers=workers, console=console)
+    console.print((out / "table.md").read_text())
+    console.print(f"study directory: {out}")
+
+
 make_app = typer.Typer(no_args_is_help=True, help="Generate embedded datasets offline.")
 data_app.add_typer(make_app, name="make")
 GeneratorSeed = Annotated[int, typer.Option(help="Random seed; same file for any --workers.")]

@@ -37,10 +37,12 @@ PathSpec = str | list[str]
 class DigitsSource(Section):
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes; no download).
 
-    Inputs: ``pixels`` (N, 64), values 0-16. Labels: the digit.
+    Inputs: ``pixels`` (N, 64), or (N, 8, 8) images with ``images: true``; values 0-16.
+    Labels: the digit.
     """
 
     kind: Literal["digits"]
+    images: bool = Field(default=False, description="Pixels as 8x8 images (for a CNN).")
 
 
 class FileSource(Section):

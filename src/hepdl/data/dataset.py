@@ -199,8 +199,9 @@ def load_dataset(data: DataConfig, task: str = "classification", path=None,
     where = "data.source"
     if isinstance(source, DigitsSource):
         arrays = _digits()
+        pixels = arrays["pixels"].reshape(-1, 8, 8) if source.images else arrays["pixels"]
         inputs, raw_labels, observers, class_names = (
-            {"pixels": arrays["pixels"]}, arrays["label"], {}, [str(i) for i in range(10)])
+            {"pixels": pixels}, arrays["label"], {}, [str(i) for i in range(10)])
     elif isinstance(source, LcdSource):
         from hepdl.data.lcd import read_lcd
 

@@ -1,0 +1,217 @@
+"""The Ising phase transition found by a classifier (seeds/004; Mehta et al. arXiv:1803.08823,
+Carrasquilla & Melko arXiv:1605.01735).
+
+A network trained only on clearly ordered (T <= 1.75) and clearly disordered (T >= 2.75)
+configurations is asked about every temperature between. Two numbers come out:
+
+- the accuracy on the *critical set* T in {2.0, 2.25, 2.5}, the label being T < T_c
+  (Mehta et al.: 95.9% for their best DNN);
+- T_c(L), where the mean ordered-probability crosses 1/2 (linear interpolation between the
+  neighbouring grid temperatures). The shift of a pseudo-critical temperature with lattice size
+  goes as T_c(L) = T_c + a L^(-1/nu), nu = 1 for the 2D Ising model, so a straight-line fit in 1/L
+  over several sizes extrapolates to the infinite lattice (Onsager: 2.26919).
+
+``hepdl study ising CONFIG --sizes 10,20,40,60`` makes the data for each size (if not there),
+trains the config on it, and writes ``phases.json``, ``table.md``, ``ordered_probability.png``
+and ``finite_size_scaling.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hepdl.config import Config
+from hepdl.errors import ConfigError, DataError
+from hepdl.generate.ising import CRITICAL_TEMPERATURE
+from hepdl.runs import atomic_write
+
+CRITICAL_SET = (2.0, 2.25, 2.5)
+TRAINING_RANGES = [(None, 1.75), (2.75, None)]
+STUDY_TEMPERATURES = tuple(sorted(
+    {round(t, 2) for t in np.arange(0.25, 1.751, 0.25)}
+    | {round(t, 2) for t in np.arange(1.8, 2.701, 0.05)}
+    | {round(t, 2) for t in np.arange(2.75, 4.001, 0.25)}))
+"""Mehta et al.'s grid (0.25 ... 4.0 by 0.25) and 0.05 steps from 1.8 to 2.7 for the crossing."""
+
+
+@dataclass
+class PhaseCurve:
+    """A network's view of one lattice size: mean P(ordered) per temperature and what follows."""
+
+    size: int
+    temperatures: list[float]
+    ordered_probability: list[float]
+    critical_accuracy: float
+    crossing: float | None
+    run: str
+
+
+def ordered_probability(scores: np.ndarray, temperature: np.ndarray):
+    """Grid temperatures and the mean ordered-probability of the configurations at each."""
+    grid, where = np.unique(np.round(temperature, 4), return_inverse=True)
+    mean = np.bincount(where, weights=scores) / np.bincount(where)
+    return grid, mean
+
+
+def crossing(temperatures: Sequence[float], probability: Sequence[float]) -> float | None:
+    """Where P(ordered) falls through 1/2 for the last time (a noisy curve may dip and come
+    back), interpolated linearly between grid temperatures; None if it never crosses."""
+    t, p = np.asarray(temperatures, float), np.asarray(probability, float)
+    steps = np.flatnonzero((p[:-1] >= 0.5) & (p[1:] < 0.5))
+    if not len(steps):
+        return None
+    i = steps[-1]
+    return float(t[i] + (p[i] - 0.5) * (t[i + 1] - t[i]) / (p[i] - p[i + 1]))
+
+
+def critical_accuracy(scores: np.ndarray, temperature: np.ndarray) -> float:
+    """Accuracy on T in {2.0, 2.25, 2.5}, ordered meaning T < T_c and P(ordered) > 1/2."""
+    near = np.isin(np.round(temperature, 4), CRITICAL_SET)
+    if not near.any():
+        raise DataError("temperature", f"no configurations at the critical temperatures "
+                                       f"{CRITICAL_SET}; make the data with them in the grid")
+    truth = temperature[near] < CRITICAL_TEMPERATURE
+    return float(np.mean((scores[near] > 0.5) == truth))
+
+
+def finite_size_fit(sizes: Sequence[int], crossings: Sequence[float]) -> dict[str, float]:
+    """Least squares T_c(L) = T_c + a / L (nu = 1); the extrapolated T_c and its distance from
+    Onsager's, with the standard error of the intercept when there are more than two sizes."""
+    x, y = 1.0 / np.asarray(sizes, float), np.asarray(crossings, float)
+    if len(x) < 2:
+        raise ConfigError("--sizes", "finite-size scaling needs at least two lattice sizes")
+    (slope, intercept), cov = np.polyfit(x, y, 1, cov=True) if len(x) > 2 else (
+        np.polyfit(x, y, 1), np.full((2, 2), np.nan))
+    return {"tc_infinite": float(intercept), "slope": float(slope),
+            "tc_infinite_error": float(np.sqrt(cov[1, 1])),
+            "onsager": CRITICAL_TEMPERATURE,
+            "relative_deviation": float(intercept / CRITICAL_TEMPERATURE - 1.0)}
+
+
+def phase_curve(run_path: Path, data_file: Path, size: int) -> PhaseCurve:
+    """Score every configuration of ``data_file`` with a trained run (no temperature selection)."""
+    from hepdl.data import load_dataset
+    from hepdl.evaluate.predict import predict
+    from hepdl.runs import Run
+
+    run = Run.load(run_path)
+    source = run.config.data.source
+    data = run.config.data.model_copy(update={"source": source.model_copy(update={
+        "path": str(data_file), "select": {},
+        "observers": {**source.observers, "temperature": "temperature"}})})
+    dataset = load_dataset(data)
+    names = run.spec["class_names"]
+    if "ordered" not in names:
+        raise ConfigError("data.source.class_names", f"needs a class 'ordered', got {names}")
+    scores = predict(run.network(), dataset).scores[:, names.index("ordered")]
+    temperature = dataset.observers["temperature"]
+    grid, mean = ordered_probability(scores, temperature)
+    return PhaseCurve(size, grid.tolist(), mean.tolist(), critical_accuracy(scores, temperature),
+                      crossing(grid, mean), str(run_path))
+
+
+def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out: Path,
+                    per_temperature: int = 1000, workers: int = 1, console=None) -> dict:
+    """For each lattice size: make the data if missing, train, score every temperature; then
+    the finite-size fit. Returns (and writes to ``out/phases.json``) every number."""
+    from hepdl import api
+    from hepdl.generate.ising import make_ising
+
+    if not hasattr(config.data.source, "path"):
+        raise ConfigError("data.source", "the Ising study needs a file source (kind: hdf5)")
+    out, data_dir = Path(out), Path(data_dir)
+    curves = []
+    for size in sizes:
+        data_file = data_dir / f"ising_L{size}.h5"
+        if not data_file.is_file():
+            if console is not None:
+                console.print(f"making {data_file} ({per_temperature} per temperature)")
+            make_ising(data_file, size=size, temperatures=STUDY_TEMPERATURES,
+                       per_temperature=per_temperature, workers=workers)
+        source = config.data.source.model_copy(update={
+            "path": str(data_file), "select": config.data.source.select or {
+                "temperature": TRAINING_RANGES}})
+        trial = config.model_copy(update={
+            "name": f"{config.name}-L{size}",
+            "data": config.data.model_copy(update={"source": source})})
+        run = out / f"L{size}"
+        if not (run / "metrics.json").is_file():
+            api.train(trial, run_dir=run, console=console)
+        curves.append(phase_curve(run, data_file, size))
+        if console is not None:
+            last = curves[-1]
+            console.print(f"L = {size}: critical-set accuracy {last.critical_accuracy:.1%}, "
+                          f"P(ordered) = 1/2 at T = {last.crossing}")
+    crossed = [c for c in curves if c.crossing is not None]
+    fit = finite_size_fit([c.size for c in crossed], [c.crossing for c in crossed]) \
+        if len(crossed) >= 2 else None
+    result = {"curves": [asdict(c) for c in curves], "finite_size_fit": fit,
+              "published_critical_accuracy": 0.959}
+    write_phase_study(result, out)
+    return result
+
+
+def write_phase_study(result: dict, out: Path) -> None:
+    from hepdl.evaluate.plots import save_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "phases.json", json.dumps(result, indent=2) + "\n")
+    lines = ["| L | critical-set accuracy | T where P(ordered) = 1/2 |", "|---|---|---|"]
+    for c in result["curves"]:
+        tc = f"{c['crossing']:.4f}" if c["crossing"] is not None else "none"
+        lines.append(f"| {c['size']} | {c['critical_accuracy']:.2%} | {tc} |")
+    fit = result["finite_size_fit"]
+    if fit is not None:
+        lines.append(f"\nT_c(L) = T_c + a/L: T_c = {fit['tc_infinite']:.4f} "
+                     f"± {fit['tc_infinite_error']:.4f} (Onsager {fit['onsager']:.5f}, "
+                     f"{fit['relative_deviation']:+.2%}); a = {fit['slope']:.3f}")
+    atomic_write(out / "table.md", "\n".join(lines) + "\n")
+    save_figure(plot_ordered_probability(result["curves"]), out / "ordered_probability.png")
+    if fit is not None:
+        save_figure(plot_finite_size(result["curves"], fit), out / "finite_size_scaling.png")
+
+
+def plot_ordered_probability(curves: list[dict]):
+    """Mean network output P(ordered) against temperature, one curve per lattice size."""
+    from hepdl.evaluate.plots import _figure, _style
+
+    with _style():
+        fig, axes = _figure()
+        ax = axes[0, 0]
+        for c in curves:
+            ax.plot(c["temperatures"], c["ordered_probability"], marker=".",
+                    label=f"L = {c['size']}")
+        ax.axhline(0.5, color="grey", linestyle=":")
+        ax.axvline(CRITICAL_TEMPERATURE, color="black", linestyle="--", label="Onsager $T_c$")
+        for edge in (1.75, 2.75):
+            ax.axvline(edge, color="grey", linewidth=0.8)
+        ax.set_xlabel("temperature $T$ ($J/k_B$)")
+        ax.set_ylabel("mean $P$(ordered)")
+        ax.legend(fontsize="small")
+    return fig
+
+
+def plot_finite_size(curves: list[dict], fit: dict):
+    """T_c(L) against 1/L with the straight-line fit extrapolated to 1/L = 0."""
+    from hepdl.evaluate.plots import _figure, _style
+
+    crossed = [c for c in curves if c["crossing"] is not None]
+    x = np.array([1.0 / c["size"] for c in crossed])
+    with _style():
+        fig, axes = _figure()
+        ax = axes[0, 0]
+        ax.plot(x, [c["crossing"] for c in crossed], "o", label="network, $P$(ordered) = 1/2")
+        line = np.linspace(0, x.max() * 1.05, 50)
+        ax.plot(line, fit["tc_infinite"] + fit["slope"] * line, "-",
+                label=f"fit: $T_c$ = {fit['tc_infinite']:.3f} + {fit['slope']:.2f}/L")
+        ax.plot([0], [CRITICAL_TEMPERATURE], "*", markersize=14, color="black",
+                label=f"Onsager {CRITICAL_TEMPERATURE:.4f}")
+        ax.set_xlabel("1 / L")
+        ax.set_ylabel("$T_c(L)$")
+        ax.legend(fontsize="small")
+    return fig
