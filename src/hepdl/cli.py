@@ -255,6 +255,22 @@ def study_normalization(
     print_study(console, table_rows(loaded, results), winners(loaded, results))
 
 
+@study_app.command("features")
+@command
+def study_features(
+    config: Annotated[Path, typer.Argument(help="A YAML config with study: feature_sets.")],
+    set_: Annotated[list[str], typer.Option("--set", help="Override a field of the config.")] = [],  # noqa: B006
+):
+    """The network and a BDT on each feature set (seeds/004's low-level vs high-level)."""
+    from hepdl.config import load_config
+    from hepdl.feature_study import run_feature_study, table_markdown
+
+    loaded = load_config(config, set_)
+    console = _console()
+    result = run_feature_study(loaded, console=console)
+    console.print(table_markdown(result["rows"]))
+
+
 @study_app.command("ising")
 @command
 def study_ising(
@@ -266,6 +282,9 @@ def study_ising(
         Path("runs/ising-phases")),
     per_temperature: Annotated[int, typer.Option(min=1, help="Configurations per T.")] = 1000,
     workers: Annotated[int, typer.Option(min=1, help="Processes making the data.")] = 1,
+    training: Annotated[str, typer.Option(
+        help="extremes: T <= 1.75 and >= 2.75 (Mehta); all: every T, labels T < T_c (C&M).")
+    ] = "extremes",
     set_: Annotated[list[str], typer.Option("--set", help="Override a field of the config.")] = [],  # noqa: B006
 ):
     """Critical-set accuracy and T_c where P(ordered) = 1/2, per lattice size, extrapolated to
@@ -280,7 +299,8 @@ def study_ising(
         raise ConfigError("--sizes", f"expected sizes like 10,20,40, got {sizes!r}") from None
     console = _console()
     run_phase_study(load_config(config, set_), sizes=lattice, data_dir=data_dir, out=out,
-                    per_temperature=per_temperature, workers=workers, console=console)
+                    per_temperature=per_temperature, workers=workers, training=training,
+                    console=console)
     console.print((out / "table.md").read_text())
     console.print(f"study directory: {out}")
 
@@ -347,6 +367,33 @@ def make_electrons(
         table.add_row(step, f"{value:.3f}")
     console.print(table)
     console.print(f"wrote {events} candidates to {path}", soft_wrap=True)
+
+
+@make_app.command("susy")
+@command
+def make_susy(
+    events: Annotated[int, typer.Option(min=1, help="Selected events (about half signal).")],
+    out: Annotated[Path, typer.Option(help="Output HDF5 file.")],
+    seed: GeneratorSeed = 1,
+    workers: GeneratorWorkers = 1,
+    chargino_mass: Annotated[float, typer.Option(help="Chargino mass, GeV.")] = 200.0,
+    neutralino_mass: Annotated[float, typer.Option(help="LSP mass, GeV.")] = 100.0,
+):
+    """Chargino pairs (signal) and WW (background) to two leptons, from Pythia 8 (seeds/004)."""
+    from rich.progress import Progress
+
+    from hepdl.generate.susy import Spectrum, SusySample, make_susy
+
+    sample = SusySample(spectrum=Spectrum(chargino_mass=chargino_mass,
+                                          neutralino_mass=neutralino_mass))
+    console = _console()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("SUSY and WW events", total=events)
+        path, efficiencies = make_susy(out, events, seed=seed, workers=workers, sample=sample,
+                                       progress=lambda n: progress.advance(task, n))
+    for step, value in efficiencies.items():
+        console.print(f"{step}: {value:.3f}")
+    console.print(f"wrote {events} events to {path}", soft_wrap=True)
 
 
 def _temperatures(text: str) -> list[float]:

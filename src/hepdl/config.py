@@ -483,19 +483,30 @@ class StudyConfig(Section):
     """A grid of changes to the base config, each combination trained as one trial."""
 
     grid: dict[str, list[Any]] = Field(
-        min_length=1, description="Dotted field path -> values, e.g. model.width: [32, 128] or "
+        default_factory=dict, description="hepdl study normalization: dotted field path -> "
+        "values, e.g. model.width: [32, 128] or "
         "preprocess.ecal: [[nonlinear_log_tanh], [{divide: {by: 150}}]].")
+    feature_sets: dict[str, list[str]] = Field(
+        default_factory=dict, description="hepdl study features: set name -> the columns that "
+        "replace the one input, each set trained by the network and by a BDT (seeds/004).")
     columns: dict[str, str] = Field(
         default_factory=dict, description="Dotted path -> column name in the table (ECALNorm).")
     metric: str = Field(default="mean_auc", description="The test metric that ranks trials.")
 
-    @field_validator("grid")
+    @field_validator("grid", "feature_sets")
     @classmethod
     def _values(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
         empty = [k for k, v in value.items() if not v]
         if empty:
-            raise ValueError(f"grid entry {empty[0]!r} has no values")
+            raise ValueError(f"entry {empty[0]!r} has no values")
         return value
+
+    @model_validator(mode="after")
+    def _something(self) -> StudyConfig:
+        if not self.grid and not self.feature_sets:
+            raise ValueError("a study needs a grid (hepdl study normalization) or feature_sets "
+                             "(hepdl study features)")
+        return self
 
 
 # --------------------------------------------------------------------------- scans

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from hepdl.config import Config
-from hepdl.errors import ConfigError, DataError
+from hepdl.errors import ConfigError, DataError, HepdlError
 from hepdl.generate.ising import CRITICAL_TEMPERATURE
 from hepdl.runs import atomic_write
 
@@ -116,11 +116,18 @@ def phase_curve(run_path: Path, data_file: Path, size: int) -> PhaseCurve:
 
 
 def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out: Path,
-                    per_temperature: int = 1000, workers: int = 1, console=None) -> dict:
+                    per_temperature: int = 1000, workers: int = 1, training: str = "extremes",
+                    console=None) -> dict:
     """For each lattice size: make the data if missing, train, score every temperature; then
-    the finite-size fit. Returns (and writes to ``out/phases.json``) every number."""
-    from hepdl import api
+    the finite-size fit. Returns (and writes to ``out/phases.json``) every number.
+
+    ``training``: "extremes" trains on the config's selection (by default T <= 1.75 and
+    T >= 2.75, Mehta et al.); "all" on every temperature of the grid, labelled by T < T_c
+    (Carrasquilla & Melko's protocol, where the labels already know Onsager's T_c)."""
+    if training not in ("extremes", "all"):
+        raise ConfigError("--training", f"expected 'extremes' or 'all', got {training!r}")
     from hepdl.generate.ising import make_ising
+    from hepdl.study import Trial, train_or_resume
 
     if not hasattr(config.data.source, "path"):
         raise ConfigError("data.source", "the Ising study needs a file source (kind: hdf5)")
@@ -133,15 +140,20 @@ def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out
                 console.print(f"making {data_file} ({per_temperature} per temperature)")
             make_ising(data_file, size=size, temperatures=STUDY_TEMPERATURES,
                        per_temperature=per_temperature, workers=workers)
-        source = config.data.source.model_copy(update={
-            "path": str(data_file), "select": config.data.source.select or {
-                "temperature": TRAINING_RANGES}})
+        select = {} if training == "all" else (
+            config.data.source.select or {"temperature": TRAINING_RANGES})
+        source = config.data.source.model_copy(update={"path": str(data_file),
+                                                       "select": select})
         trial = config.model_copy(update={
             "name": f"{config.name}-L{size}",
             "data": config.data.model_copy(update={"source": source})})
         run = out / f"L{size}"
-        if not (run / "metrics.json").is_file():
-            api.train(trial, run_dir=run, console=console)
+        # a rerun takes the finished run as it is, resumes a killed one, and stops if the run
+        # directory holds a different config (another protocol or network)
+        done = Trial(len(curves), {"size": size}, run)
+        train_or_resume(done, trial, console)
+        if done.status != "completed":
+            raise HepdlError(f"training for L = {size} failed: {done.finding}")
         curves.append(phase_curve(run, data_file, size))
         if console is not None:
             last = curves[-1]
@@ -150,7 +162,7 @@ def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out
     crossed = [c for c in curves if c.crossing is not None]
     fit = finite_size_fit([c.size for c in crossed], [c.crossing for c in crossed]) \
         if len(crossed) >= 2 else None
-    result = {"curves": [asdict(c) for c in curves], "finite_size_fit": fit,
+    result = {"training": training, "curves": [asdict(c) for c in curves], "finite_size_fit": fit,
               "published_critical_accuracy": 0.959}
     write_phase_study(result, out)
     return result

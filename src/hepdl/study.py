@@ -116,7 +116,7 @@ def diagnose(run: Path, n_events: int = 2048) -> str:
     return "; ".join(found) or "no saturated or dead units found"
 
 
-def _run_trial(trial: Trial, config: Config, console) -> None:
+def train_or_resume(trial: Trial, config: Config, console) -> None:
     """Train a trial, or take what its run directory already holds when the study is run again:
     a completed trial as it is, an interrupted (or killed) one resumed, a failed one as failed.
 
@@ -167,8 +167,8 @@ def run_study(config: Config, *, out: Path | None = None, console=None) -> list[
     """
     from hepdl.runs import Run, read_meta
 
-    if config.study is None:
-        raise HepdlError("the config has no study section (study: {grid: {...}})")
+    if config.study is None or not config.study.grid:
+        raise HepdlError("the config has no study grid (study: {grid: {...}})")
     out = Path(out) if out is not None else Path(config.runs_dir) / config.name
     out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -181,7 +181,7 @@ def run_study(config: Config, *, out: Path | None = None, console=None) -> list[
                               for k, v in values.items())
             console.rule(f"trial {number + 1}/{len(grid)}: {shown}")
         try:
-            _run_trial(trial, trial_config, console)
+            train_or_resume(trial, trial_config, console)
         except Interrupted:
             write_study(config, [*results, trial], out)  # the table so far; resume goes on
             raise

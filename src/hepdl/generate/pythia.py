@@ -6,7 +6,7 @@ alive so that the origin of a few particles can be traced through their mothers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,11 @@ PROCESSES = {
     "qcd": ["HardQCD:all = on", "PhaseSpace:pTHatMin = 20.", "PhaseSpace:pTHatMax = 250.",
             "PhaseSpace:bias2Selection = on", "PhaseSpace:bias2SelectionPow = 4.",
             "PhaseSpace:bias2SelectionRef = 20."],
+    # seeds/004's SUSY benchmark (Baldi et al.): chargino pairs from the SLHA spectrum that
+    # hepdl.generate.susy writes (the SLHA:file setting it adds), each chargino -> W + LSP; and
+    # the background W+W-; every W forced to e nu or mu nu
+    "chargino": ["SUSY:qqbar2chi+chi- = on", "24:onMode = off", "24:onIfAny = 11 13"],
+    "ww": ["WeakDoubleBoson:ffbar2WW = on", "24:onMode = off", "24:onIfAny = 11 13"],
 }
 
 # origin of the particle behind a candidate (stored as a code, names in the file's attributes)
@@ -56,23 +61,24 @@ class FinalState:
         return len(self.pdg)
 
 
-def settings(process: str, seed: int) -> list[str]:
-    """The Pythia settings of ``process`` ("zee" or "qcd") with the random ``seed``."""
+def settings(process: str, seed: int, extra: Sequence[str] = ()) -> list[str]:
+    """The Pythia settings of ``process`` (a key of :data:`PROCESSES`) with the random ``seed``
+    and any ``extra`` settings (the SLHA file of the SUSY spectrum)."""
     if process not in PROCESSES:
         raise HepdlError(f"unknown process {process!r}; expected one of {sorted(PROCESSES)}")
     # Pythia takes seeds 0 ... 900,000,000 (0: from the clock, never used here)
-    return [*COMMON, *PROCESSES[process], f"Random:seed = {seed % 900_000_000 + 1}"]
+    return [*COMMON, *PROCESSES[process], *extra, f"Random:seed = {seed % 900_000_000 + 1}"]
 
 
 class Generator:
     """A Pythia 8 instance producing one process; ``events()`` yields :class:`FinalState`."""
 
-    def __init__(self, process: str, seed: int):
+    def __init__(self, process: str, seed: int, extra: Sequence[str] = ()):
         import pythia8mc
 
         self.process = process
         self.pythia = pythia8mc.Pythia("", False)
-        for line in settings(process, seed):
+        for line in settings(process, seed, extra):
             if not self.pythia.readString(line):
                 raise HepdlError(f"Pythia rejected the setting {line!r}")
         if not self.pythia.init():
