@@ -112,6 +112,30 @@ def evaluate(
                       f"{shift:+.4f}")
 
 
+@app.command("lr-find")
+@command
+def lr_find(
+    config: Annotated[Path, typer.Argument(help="A YAML config.")],
+    start: Annotated[float, typer.Option(help="First learning rate.")] = 1e-6,
+    end: Annotated[float, typer.Option(help="Last learning rate.")] = 1.0,
+    steps: Annotated[int, typer.Option(help="Training batches in the sweep.")] = 300,
+    out: Annotated[Path | None, typer.Option(help="Default: RUNS_DIR/NAME-lr-find.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a field of the config.")] = [],  # noqa: B006
+):
+    """The learning-rate range test: loss vs an exponentially growing rate, the rate at which
+    training explodes and a tenth of it (seeds/004), which train.lr: auto uses."""
+    from hepdl.config import load_config
+    from hepdl.train.lr_find import range_test, write_range_test
+
+    loaded = load_config(config, set_)
+    result = range_test(loaded, start=start, end=end, steps=steps)
+    out = out or Path(loaded.runs_dir) / f"{loaded.name}-lr-find"
+    write_range_test(result, out)
+    console = _console()
+    console.print(result.summary())
+    console.print(f"plot: {out / 'lr_find.png'}")
+
+
 @app.command()
 @command
 def report(run: Annotated[Path, typer.Argument(help="A run directory.")]):

@@ -386,7 +386,16 @@ class AugmentConfig(Section):
 class TrainConfig(Section):
     epochs: int = Field(default=30, ge=1)
     batch_size: int = Field(default=128, ge=1)
-    lr: float = Field(default=1e-3, gt=0)
+    lr: float | Literal["auto"] = Field(
+        default=1e-3, description="Learning rate, or auto: a tenth of the rate at which the "
+        "range test (hepdl lr-find) sees training explode, found before the first epoch.")
+
+    @field_validator("lr")
+    @classmethod
+    def _positive_lr(cls, value: float | str) -> float | str:
+        if value != "auto" and value <= 0:
+            raise ValueError(f"the learning rate must be positive, got {value}")
+        return value
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     loss: Literal["cross_entropy", "bce", "mse"] = Field(

@@ -33,6 +33,7 @@ from hepdl.runs import (
     load_checkpoint,
     new_run_dir,
     now,
+    read_meta,
     start_meta,
     update_meta,
     write_config,
@@ -168,6 +169,23 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         torch.set_num_threads(threads_before)
 
 
+def _learning_rate(config: Config, run: Path, console) -> float:
+    """``train.lr``, or with ``lr: auto`` the range test's suggestion: found once, before the
+    first epoch, kept in meta.json (a resumed run takes it from there) and its plot in plots/."""
+    if config.train.lr != "auto":
+        return float(config.train.lr)
+    found = read_meta(run).get("lr_auto")
+    if found is None:
+        from hepdl.train.lr_find import range_test, write_range_test
+
+        result = range_test(config)
+        write_range_test(result, run / "plots")
+        found = {"lr": result.suggestion, "explodes_at": result.explodes_at}
+        update_meta(run, lr_auto=found)
+        _print(console, f"lr auto: {result.summary()}")
+    return float(found["lr"])
+
+
 def _train(config: Config, run: Path, checkpoint: dict | None, console,
            on_epoch: Callable[[dict], None] | None = None) -> Path:
     train_cfg = config.train
@@ -205,7 +223,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
 
     # ------------------------------------------------------------------ optimizer and loss
     trainable = [p for p in network.parameters() if p.requires_grad]
-    optimizer = build_optimizer(train_cfg.optimizer, trainable, train_cfg.lr)
+    lr = _learning_rate(config, run, console)
+    optimizer = build_optimizer(train_cfg.optimizer, trainable, lr)
     schedule = build_schedule(train_cfg.schedule, optimizer, train_cfg.epochs)
     weights = (None if config.task == "regression" else
                class_weight_vector(train_cfg.class_weights, train_set.labels, spec["class_names"]))

@@ -1,0 +1,143 @@
+"""The learning-rate range test (Smith, "Cyclical learning rates", arXiv:1506.01186, Sec. 3.3).
+
+The config's network is trained from its initialization for a few hundred steps while the
+learning rate grows exponentially from ``start`` to ``end``; the loss, smoothed by an exponential
+moving average (bias-corrected, as Adam's moments), is recorded at every step. The rate at which
+training explodes is the first where the smoothed loss exceeds ``explode_factor`` times its
+minimum so far (or is not finite); seeds/004's advice is a rate about a tenth of it, which is
+the suggestion and what ``train.lr: auto`` uses. torch.optim has no range test, and the usual
+packages (fastai, torch-lr-finder) bring their own training loops: the loop here is the
+project's own, on the same splits, preprocessing, optimizer and loss as ``hepdl train``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hepdl.config import Config
+from hepdl.data.dataset import load_splits
+from hepdl.data.loader import InMemoryLoader
+from hepdl.errors import ConfigError
+from hepdl.models import Network, network_spec
+from hepdl.runs import atomic_write
+from hepdl.train.losses import Objective, class_weight_vector
+from hepdl.train.optim import build_optimizer
+
+
+@dataclass
+class RangeTest:
+    """The sweep: learning rates and smoothed losses per step, and what follows from them."""
+
+    lrs: list[float]
+    losses: list[float]
+    explodes_at: float | None  # None: no explosion up to the end of the sweep
+    suggestion: float
+    steps: int
+
+    def summary(self) -> str:
+        if self.explodes_at is None:
+            return (f"training did not explode up to lr {self.lrs[-1]:.3g}; suggested lr "
+                    f"{self.suggestion:.3g} (a tenth of the largest rate tried)")
+        return (f"training explodes at lr {self.explodes_at:.3g}; suggested lr "
+                f"{self.suggestion:.3g} (about a tenth of it, seeds/004)")
+
+
+def range_test(config: Config, *, start: float = 1e-6, end: float = 1.0, steps: int = 300,
+               smoothing: float = 0.05, explode_factor: float = 4.0) -> RangeTest:
+    """Sweep the learning rate from ``start`` to ``end`` over ``steps`` training batches."""
+    if not 0 < start < end:
+        raise ConfigError("--start/--end", f"need 0 < start < end, got {start} and {end}")
+    if steps < 10:
+        raise ConfigError("--steps", f"need at least 10 steps, got {steps}")
+    if not config.data.in_memory:
+        raise ConfigError("data.in_memory", "the range test reads the training split in memory")
+    torch.manual_seed(config.seed)
+    splits = load_splits(config.data, config.task, config.seed)
+    train = splits["train"]
+    label_dtype = torch.float32 if config.task == "regression" else torch.long
+    loader = InMemoryLoader(train, batch_size=config.train.batch_size, shuffle=True,
+                            seed=config.seed, label_dtype=label_dtype)
+    network = Network(network_spec(config, train.input_shapes, train.class_names))
+    network.fit_preprocessing(loader.inputs)
+    network.train()
+    optimizer = build_optimizer(config.train.optimizer,
+                                [p for p in network.parameters() if p.requires_grad], start)
+    weights = (None if config.task == "regression" else
+               class_weight_vector(config.train.class_weights, train.labels,
+                                   network.spec["class_names"]))
+    objective = Objective(config.train.loss, class_weights=weights, l1=config.train.l1,
+                          l2=config.train.l2)
+    rates = start * (end / start) ** (np.arange(steps) / (steps - 1))
+    lrs, losses, average, best, explodes_at = [], [], 0.0, math.inf, None
+
+    def batches():
+        epoch = 0
+        while True:
+            yield from loader.batches(epoch)
+            epoch += 1
+
+    for step, ((inputs, labels), lr) in enumerate(zip(batches(), rates, strict=False)):
+        for group in optimizer.param_groups:
+            group["lr"] = float(lr)
+        loss, data_loss = objective(network, network(inputs), labels)
+        value = float(data_loss.item())
+        if not (math.isfinite(value) and torch.isfinite(loss)):
+            explodes_at = float(lr)
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        average = (1 - smoothing) * average + smoothing * value
+        smoothed = average / (1 - (1 - smoothing) ** (step + 1))
+        lrs.append(float(lr))
+        losses.append(smoothed)
+        best = min(best, smoothed)
+        if step > 10 and smoothed > explode_factor * best:
+            explodes_at = float(lr)
+            break
+    suggestion = (explodes_at if explodes_at is not None else lrs[-1]) / 10.0
+    return RangeTest(lrs, losses, explodes_at, suggestion, len(lrs))
+
+
+def write_range_test(result: RangeTest, out: Path) -> None:
+    """``lr_find.json``, ``lr_find.csv`` (step, lr, smoothed loss) and ``lr_find.png``."""
+    from hepdl.evaluate.plots import save_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "lr_find.json", json.dumps(asdict(result), indent=2) + "\n")
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["step", "lr", "smoothed_loss"])
+    writer.writerows((i, lr, loss) for i, (lr, loss) in enumerate(
+        zip(result.lrs, result.losses, strict=True)))
+    atomic_write(out / "lr_find.csv", text.getvalue())
+    save_figure(plot_range_test(result), out / "lr_find.png")
+
+
+def plot_range_test(result: RangeTest):
+    """Smoothed training loss against the learning rate, with the explosion and suggestion."""
+    from hepdl.evaluate.plots import _figure, _style
+
+    with _style():
+        fig, axes = _figure()
+        ax = axes[0, 0]
+        ax.plot(result.lrs, result.losses)
+        ax.set_xscale("log")
+        if result.explodes_at is not None:
+            ax.axvline(result.explodes_at, color="tab:red", linestyle="--",
+                       label=f"explodes at {result.explodes_at:.2g}")
+        ax.axvline(result.suggestion, color="tab:green", label=f"suggested {result.suggestion:.2g}")
+        low, high = min(result.losses), max(result.losses[: max(len(result.losses) // 10, 1)])
+        ax.set_ylim(low - 0.05 * (high - low), high + 0.3 * (high - low))
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("training loss (smoothed)")
+        ax.legend(fontsize="small")
+    return fig
