@@ -36,7 +36,7 @@ def test_resolved_config_round_trips(tmp_path):
 
 @pytest.mark.parametrize("raw, match", [
     ({"train": {"learning_rate": 1}}, r"train\.learning_rate: Extra inputs are not permitted"),
-    ({"train": {"lr": "fast"}}, r"train\.lr: Input should be a valid number.*'fast'"),
+    ({"train": {"lr": "fast"}}, r"train\.lr: .*positive number or auto, got 'fast'"),
     ({"model": {"width": 0}}, r"model\.width: .*greater than or equal to 1"),
     ({"data": {"source": {"kind": "lcd3"}}}, r"data\.source: .*'digits', 'npz'"),
     ({"data": {"source": {"kind": "digits"}, "split": {"train": 0.5, "val": 0.1, "test": 0.1}}},

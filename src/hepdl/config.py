@@ -390,12 +390,18 @@ class TrainConfig(Section):
         default=1e-3, description="Learning rate, or auto: a tenth of the rate at which the "
         "range test (hepdl lr-find) sees training explode, found before the first epoch.")
 
-    @field_validator("lr")
+    @field_validator("lr", mode="before")
     @classmethod
-    def _positive_lr(cls, value: float | str) -> float | str:
-        if value != "auto" and value <= 0:
+    def _positive_lr(cls, value: Any) -> float | str:
+        if value == "auto":
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a positive number or auto, got {value!r}") from None
+        if number <= 0:
             raise ValueError(f"the learning rate must be positive, got {value}")
-        return value
+        return number
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     loss: Literal["cross_entropy", "bce", "mse"] = Field(
