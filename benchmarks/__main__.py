@@ -1,6 +1,6 @@
 """Run the benchmarks side by side and print a table; ``--json FILE`` writes the results.
 
-    python -m benchmarks [--only generation,streaming,scan] [--json results.json]
+    python -m benchmarks [--only generation,streaming,scan,health] [--json results.json]
 
 The rate column is events/s, or trials/hour for the scan benchmark.
 """
@@ -11,11 +11,11 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks import calo, scan
+from benchmarks import calo, health, scan
 from benchmarks.machine import machine_info
 
 BENCHMARKS = {"generation": calo.generation, "streaming": calo.streaming,
-              "scan": scan.throughput}
+              "scan": scan.throughput, "health": health.overhead}
 
 
 def main() -> None:

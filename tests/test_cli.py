@@ -40,7 +40,7 @@ def test_digits_example_reaches_97_percent_with_a_complete_run(digits_run):
     meta = read_meta(digits_run)
     assert meta["status"] == "completed" and meta["finished"]
     assert {p.name for p in (digits_run / "plots").iterdir()} == {
-        "roc.png", "outputs.png", "confusion.png", "loss_curves.png"}
+        "roc.png", "outputs.png", "confusion.png", "loss_curves.png", "health.png"}
     html = (digits_run / "report.html").read_text()
     assert "completed" in html and 'src="plots/roc.png"' in html
     assert f"{metrics['accuracy']:.4f}" in html

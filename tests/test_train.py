@@ -100,8 +100,8 @@ def test_fit_writes_a_complete_checkpointed_run(tmp_path):
     threads = torch.get_num_threads()
     run = fit(config_from_dict(small_config(tmp_path, train={"epochs": 3, "threads": 1})))
     assert torch.get_num_threads() == threads  # a notebook keeps its own thread count
-    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "history.csv", "last.pt",
-                                                     "meta.json", "model.pt"]
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "health.csv", "history.csv",
+                                                     "last.pt", "meta.json", "model.pt"]
     history = Run.load(run).history
     assert list(history["epoch"]) == [1, 2, 3]
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]

@@ -422,6 +422,9 @@ class TrainConfig(Section):
         default_factory=list, description="fnmatch patterns of parameter names not trained."
     )
     threads: int | None = Field(default=None, ge=1, description="torch threads; default: torch's.")
+    health_every: int = Field(
+        default=10, ge=0, description="Measure gradient and activation health (health.csv) on "
+        "every N-th training batch; 0: never.")
     augment: AugmentConfig = Field(
         default_factory=AugmentConfig, description="Mirrored training events; default: none.")
 

@@ -30,6 +30,7 @@ from hepdl.errors import DataError, HepdlError
 
 CONFIG, META, MODEL, LAST = "config.yaml", "meta.json", "model.pt", "last.pt"
 HISTORY, METRICS, PLOTS, REPORT = "history.csv", "metrics.json", "plots", "report.html"
+HEALTH = "health.csv"
 
 
 def now() -> str:

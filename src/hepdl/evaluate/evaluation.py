@@ -16,7 +16,7 @@ from hepdl.errors import DataError
 from hepdl.evaluate import plots
 from hepdl.evaluate.metrics import compute_metrics
 from hepdl.evaluate.predict import Predictions, predict
-from hepdl.runs import METRICS, PLOTS, Run, atomic_write
+from hepdl.runs import HEALTH, HISTORY, METRICS, PLOTS, Run, atomic_write
 
 
 def _check_compatible(run: Run, dataset, where: str) -> None:
@@ -46,13 +46,16 @@ def _in_bins(pred: Predictions, bins: dict[str, list[float]]):
 
 def write_plots(pred: Predictions, metrics: dict[str, Any], out: Path,
                 history: list[dict] | None = None,
-                binned_plots: dict[str, list[float]] | None = None) -> list[str]:
+                binned_plots: dict[str, list[float]] | None = None,
+                health: list[dict] | None = None) -> list[str]:
     """Every figure of an evaluation as PNG files in ``out``; returns their names.
     ``binned_plots``: observer -> bin edges of ROC curves and output histograms per bin."""
     out.mkdir(parents=True, exist_ok=True)
     figures = {}
     if history:
         figures["loss_curves.png"] = plots.plot_history(history)
+    if health:
+        figures["health.png"] = plots.plot_health(health)
     if pred.task == "regression":
         figures["regression.png"] = plots.plot_regression(pred)
     else:
@@ -105,6 +108,25 @@ def with_image_norm(network, norm: str) -> list[str]:
     return sorted(set(changed))
 
 
+def _rows(path: Path) -> list[dict]:
+    import csv
+
+    if not path.is_file():
+        return []
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def run_findings(run: Run) -> list[str]:
+    """The training's findings (exploding or vanishing gradients, dead or saturated units,
+    overfitting) from the run's history.csv and health.csv."""
+    from hepdl.train.diagnosis import training_findings
+
+    history = _rows(run.path / HISTORY)
+    early = run.config.train.early_stopping is not None and len(history) < run.config.train.epochs
+    return training_findings(history, _rows(run.path / HEALTH), early)
+
+
 def evaluate_run(run: Run | str | Path, data: DataConfig | None = None,
                  out: Path | None = None, image_norm: str | None = None) -> dict[str, Any]:
     """Metrics and plots of a run, written to ``out`` (default: the run directory).
@@ -144,9 +166,13 @@ def evaluate_run(run: Run | str | Path, data: DataConfig | None = None,
                                     if v is not None and own.get("auc", {}).get(k) is not None}}
     out = Path(out) if out is not None else run.path
     history = run.history.to_dict("records") if out == run.path else None
+    health = None
+    if out == run.path:
+        metrics["findings"] = run_findings(run)
+        health = _rows(run.path / HEALTH)
     metrics["plots"] = write_plots(
         pred, metrics, out / PLOTS, history,
-        config.evaluate.bins if config.evaluate.binned_plots else None)
+        config.evaluate.bins if config.evaluate.binned_plots else None, health)
     if (data is None and image_norm is None and config.evaluate.baselines is not None
             and pred.task == "classification"):
         from hepdl.evaluate.baselines import evaluate_baselines

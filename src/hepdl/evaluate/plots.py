@@ -138,6 +138,35 @@ def plot_history(rows: list[dict]):
     return fig
 
 
+def plot_health(rows: list[dict]):
+    """Per layer and epoch: gradient norm, update-to-weight ratio, and the fraction of dead
+    (ReLU) or saturated (tanh, sigmoid) units (hepdl.train.health)."""
+    def series(column: str) -> dict[str, tuple[list[int], list[float]]]:
+        out: dict[str, tuple[list[int], list[float]]] = {}
+        for r in rows:
+            if r.get(column) not in (None, ""):
+                epochs, values = out.setdefault(r["layer"], ([], []))
+                epochs.append(int(r["epoch"]))
+                values.append(float(r[column]))
+        return out
+
+    panels = [("grad_norm", "Gradient norm", True), ("update_ratio", "Update / weight", True),
+              ("dead_fraction", "Dead units (ReLU)", False),
+              ("saturated_fraction", "Saturated units", False)]
+    panels = [p for p in panels if series(p[0])]
+    with _style():
+        fig, axes = _figure(len(panels), 1, size=(6.5, 5.5))
+        for ax, (column, label, log) in zip(axes[0], panels, strict=True):
+            for layer, (epochs, values) in series(column).items():
+                ax.plot(epochs, values, marker=".", label=layer)
+            if log:
+                ax.set_yscale("log")
+            ax.set_xlabel("Epoch")
+            ax.set_ylabel(label)
+            ax.legend(fontsize="xx-small")
+    return fig
+
+
 def plot_confusion(confusion: list[list[int]], class_names: list[str]):
     """Confusion matrix, each true class (row) normalized to 1."""
     counts = np.asarray(confusion, dtype=float)

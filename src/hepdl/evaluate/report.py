@@ -18,6 +18,7 @@ def findings(meta: dict, metrics: dict) -> list[str]:
     elif meta.get("status") == "interrupted":
         out.append(f"Training was interrupted ({meta.get('reason')}); resume it to finish.")
     out.extend(metrics.get("warnings", []))
+    out.extend(metrics.get("findings", []))
     return out
 
 
@@ -30,6 +31,10 @@ def write_report(run: Run | str | Path, out: Path | None = None) -> Path:
     metrics_path = out / METRICS
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     meta = run.meta
+    if not metrics and out == run.path:  # a failed run: what its training files show
+        from hepdl.evaluate.evaluation import run_findings
+
+        metrics = {"findings": run_findings(run)}
     history = run.history.to_dict("records") if out == run.path else []
     history = [{k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
                for row in history]

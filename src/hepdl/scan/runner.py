@@ -171,6 +171,8 @@ def objective(config: Config, threads: int | None, console=None):
         metrics = json.loads((run / "metrics.json").read_text())
         meta = json.loads((run / "meta.json").read_text())
         trial.set_user_attr("auc", metrics.get("auc", {}))
+        if metrics.get("findings"):  # exploding gradients, dead units, overfitting ...
+            trial.set_user_attr("findings", metrics["findings"])
         trial.set_user_attr("epochs", meta.get("epochs_trained"))
         if metrics.get("warnings"):
             from hepdl.study import diagnose

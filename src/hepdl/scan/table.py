@@ -34,7 +34,8 @@ def scan_rows(study, columns: dict[str, str] | None = None,
         seconds = ((trial.datetime_complete - trial.datetime_start).total_seconds()
                    if trial.datetime_complete and trial.datetime_start else None)
         row.update(epochs=trial.user_attrs.get("epochs"), seconds=seconds,
-                   status=trial.state.name.lower(), finding=trial.user_attrs.get("failure", ""))
+                   status=trial.state.name.lower(), finding=trial.user_attrs.get("failure", "")
+                   or "; ".join(trial.user_attrs.get("findings", [])))
         rows.append(row)
     maximize = study.direction.name == "MAXIMIZE"
     key = sort or "objective"

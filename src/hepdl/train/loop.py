@@ -25,6 +25,7 @@ from hepdl.errors import ConfigError, HepdlError, TrainingError
 from hepdl.models import Network, network_spec
 from hepdl.preprocess.base import fit_streaming
 from hepdl.runs import (
+    HEALTH,
     HISTORY,
     LAST,
     MODEL,
@@ -40,6 +41,7 @@ from hepdl.runs import (
 )
 from hepdl.train.augment import Mirroring
 from hepdl.train.callbacks import EarlyStopping, StopRequest
+from hepdl.train.health import HealthMonitor
 from hepdl.train.losses import Objective, class_weight_vector
 from hepdl.train.optim import build_optimizer, build_schedule, step_schedule
 
@@ -103,14 +105,14 @@ def _freeze(network: Network, patterns: list[str]) -> list[str]:
     return frozen
 
 
-def _write_history(run: Path, rows: list[dict]) -> None:
+def _write_rows(path: Path, rows: list[dict]) -> None:
     if not rows:
         return
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write(run / HISTORY, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
 
 
 def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
@@ -234,14 +236,16 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
     best = EarlyStopping(patience=10**9)  # tracks the best epoch even without early stopping
     best_state = None
 
-    epoch, start_batch, history = 0, 0, []
+    epoch, start_batch, history, health = 0, 0, [], []
     running = {"loss_sum": 0.0, "events": 0, "seconds": 0.0}
+    monitor = HealthMonitor(network, train_cfg.health_every) if train_cfg.health_every else None
     if checkpoint is not None:
         network.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         schedule.load_state_dict(checkpoint["schedule"])
         epoch, start_batch = checkpoint["epoch"], checkpoint["batch"]
         running, history = checkpoint["running"], checkpoint["history"]
+        health = checkpoint.get("health", [])
         best.load_state_dict(checkpoint["best"])
         best_state = checkpoint["best_state"]
         if stopper is not None:
@@ -253,7 +257,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             "hepdl_version": __version__, "spec": spec, "model": network.state_dict(),
             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
             "epoch": next_epoch, "batch": next_batch, "running": dict(running),
-            "history": history, "best": best.state_dict(), "best_state": best_state,
+            "history": history, "health": health, "best": best.state_dict(),
+            "best_state": best_state,
             "early_stopping": stopper.state_dict() if stopper else None,
             "rng": torch.get_rng_state(),
         }, run / LAST)
@@ -294,6 +299,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                                                  start=start_batch):
                 if mirroring is not None:  # the raw events: preprocessing is inside the network
                     inputs = mirroring(inputs, epoch, b)
+                if monitor is not None:
+                    monitor.watch(b)
                 logits = network(inputs)
                 loss, data_loss = objective(network, logits, labels)
                 value = data_loss.item()  # .item() syncs; the NaN check needs it anyway
@@ -304,7 +311,11 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                         "last good checkpoint kept in last.pt; try a lower train.lr")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if monitor is not None:
+                    monitor.before_step()
                 optimizer.step()
+                if monitor is not None:
+                    monitor.after_step()
                 running["loss_sum"] += value * len(labels)
                 running["events"] += len(labels)
                 seconds = running["seconds"] + time.perf_counter() - tick
@@ -325,6 +336,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             row["seconds"] = running["seconds"]
             row["events_per_second"] = running["events"] / max(running["seconds"], 1e-9)
             history.append(row)
+            if monitor is not None:
+                health.extend(monitor.epoch_rows(epoch + 1))
             if best.update(monitored, epoch):
                 best_state = {k: v.clone() for k, v in network.state_dict().items()}
             step_schedule(schedule, monitored)
@@ -339,7 +352,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             running = {"loss_sum": 0.0, "events": 0, "seconds": 0.0}
             stopped_early = stopper is not None and stopper.should_stop
             save_last(train_cfg.epochs if stopped_early else epoch, 0)
-            _write_history(run, history)
+            _write_rows(run / HISTORY, history)
+            _write_rows(run / HEALTH, health)
             if on_epoch is not None:
                 on_epoch(dict(row))
             if stopped_early:
@@ -350,7 +364,7 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                 raise Interrupted(run, reason)
 
     # ------------------------------------------------------------------ final weights
-    _write_history(run, history)
+    _write_rows(run / HISTORY, history)
     restore = train_cfg.early_stopping is not None and train_cfg.early_stopping.restore_best
     if restore and best_state is not None:
         network.load_state_dict(best_state)
