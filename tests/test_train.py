@@ -96,6 +96,40 @@ def test_objective_weights_and_penalties():
         torch.tensor([0.3, -1.2]), torch.tensor([1.0, 0.0])))
 
 
+def test_gradient_penalty_is_the_squared_input_gradient_of_the_output():
+    torch.manual_seed(0)
+    x = torch.randn(5, 3, requires_grad=True)
+    # one output: d z / d x = w for every event, so the penalty is lambda |w|^2
+    single = torch.nn.Linear(3, 1)
+    total, data = Objective("bce", gradient_penalty=0.5)(
+        single, single(x), torch.tensor([0, 1, 1, 0, 1]), {"x": x})
+    torch.testing.assert_close(total - data, 0.5 * single.weight.pow(2).sum())
+    # several classes: d log p_y / d x = W_y - sum_k p_k W_k, per event
+    multi = torch.nn.Linear(3, 4)
+    labels = torch.tensor([0, 3, 2, 1, 0])
+    logits = multi(x)
+    total, data = Objective("cross_entropy", gradient_penalty=2.0)(multi, logits, labels,
+                                                                   {"x": x})
+    p = torch.softmax(logits, 1).detach()
+    grad = multi.weight[labels] - p @ multi.weight
+    torch.testing.assert_close(total - data, 2.0 * grad.pow(2).sum(1).mean())
+    with pytest.raises(ValueError, match="needs the batch's inputs"):
+        Objective("bce", gradient_penalty=1.0)(single, single(x), labels)
+
+
+def test_gradient_penalty_makes_the_trained_network_smoother(tmp_path):
+    def input_gradient(penalty):
+        run = fit(config_from_dict(small_config(tmp_path / str(penalty),
+                                                train={"epochs": 4, "gradient_penalty": penalty})))
+        network = Run.load(run).network()
+        x = torch.rand(200, 64, requires_grad=True) * 16
+        logp = torch.log_softmax(network({"pixels": x}), 1).max(1).values
+        (grad,) = torch.autograd.grad(logp.sum(), x)
+        return float(grad.pow(2).sum(1).mean())
+
+    assert input_gradient(10.0) < 0.5 * input_gradient(0.0)
+
+
 def test_fit_writes_a_complete_checkpointed_run(tmp_path):
     threads = torch.get_num_threads()
     run = fit(config_from_dict(small_config(tmp_path, train={"epochs": 3, "threads": 1})))

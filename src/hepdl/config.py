@@ -410,6 +410,9 @@ class TrainConfig(Section):
     class_weights: Literal["balanced"] | list[float] | dict[str, float] | None = None
     l1: float = Field(default=0.0, ge=0, description="L1 penalty on weights (not biases).")
     l2: float = Field(default=0.0, ge=0, description="L2 penalty on weights (not biases).")
+    gradient_penalty: float = Field(
+        default=0.0, ge=0, description="lambda of lambda ||d output / d input||^2 per event "
+        "(seeds/002): the network is asked to vary smoothly with its inputs.")
     early_stopping: EarlyStoppingConfig | None = None
     time_limit: float | None = Field(
         default=None, gt=0, description="Wall seconds; then checkpoint and stop, resumable."

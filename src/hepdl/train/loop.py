@@ -230,7 +230,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
     schedule = build_schedule(train_cfg.schedule, optimizer, train_cfg.epochs)
     weights = (None if config.task == "regression" else
                class_weight_vector(train_cfg.class_weights, train_set.labels, spec["class_names"]))
-    objective = Objective(train_cfg.loss, class_weights=weights, l1=train_cfg.l1, l2=train_cfg.l2)
+    objective = Objective(train_cfg.loss, class_weights=weights, l1=train_cfg.l1, l2=train_cfg.l2,
+                          gradient_penalty=train_cfg.gradient_penalty)
     stopping = train_cfg.early_stopping
     stopper = EarlyStopping(stopping.patience, stopping.min_delta) if stopping else None
     best = EarlyStopping(patience=10**9)  # tracks the best epoch even without early stopping
@@ -301,8 +302,10 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                     inputs = mirroring(inputs, epoch, b)
                 if monitor is not None:
                     monitor.watch(b)
+                if train_cfg.gradient_penalty:  # d output / d input is part of the loss
+                    inputs = {k: v.detach().requires_grad_() for k, v in inputs.items()}
                 logits = network(inputs)
-                loss, data_loss = objective(network, logits, labels)
+                loss, data_loss = objective(network, logits, labels, inputs)
                 value = data_loss.item()  # .item() syncs; the NaN check needs it anyway
                 if not torch.isfinite(loss):
                     lr = optimizer.param_groups[0]["lr"]

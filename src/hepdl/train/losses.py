@@ -46,10 +46,11 @@ class Objective:
     """
 
     def __init__(self, loss: str, *, class_weights: torch.Tensor | None = None, l1: float = 0.0,
-                 l2: float = 0.0):
+                 l2: float = 0.0, gradient_penalty: float = 0.0):
         self.loss = loss
         self.class_weights = class_weights
         self.l1, self.l2 = l1, l2
+        self.gradient_penalty = gradient_penalty
 
     def data_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.loss == "mse":
@@ -78,7 +79,30 @@ class Objective:
             total = total + self.l2 * sum(w.pow(2).sum() for w in weights)
         return total
 
-    def __call__(self, model, logits, labels) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(total, data_loss)``: what is minimized, and the loss alone for the logs."""
+    def input_gradient_penalty(self, logits: torch.Tensor, labels: torch.Tensor,
+                               inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """lambda * mean over events of ||d y / d x||^2 (seeds/002; Drucker & LeCun 1992's
+        "double backpropagation"), x the inputs as the file gives them (preprocessing is part of
+        the network). y is the output: the logit of a single-output network (binary BCE,
+        regression), the log-probability of the true class with several classes. Events of a
+        batch are independent, so one backward pass of sum(y) gives every event's gradient;
+        ``create_graph`` lets the optimizer differentiate the penalty in turn."""
+        if logits.shape[1] == 1:
+            y = logits[:, 0]
+        else:
+            y = torch.log_softmax(logits, dim=1).gather(1, labels.long().unsqueeze(1))[:, 0]
+        grads = torch.autograd.grad(y.sum(), list(inputs.values()), create_graph=True)
+        squared = sum(g.flatten(1).pow(2).sum(1) for g in grads)
+        return self.gradient_penalty * squared.mean()
+
+    def __call__(self, model, logits, labels, inputs: dict[str, torch.Tensor] | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(total, data_loss)``: what is minimized, and the loss alone for the logs.
+        ``inputs`` (with ``requires_grad``) are needed for the gradient penalty."""
         data = self.data_loss(logits, labels)
-        return data + self.penalty(model), data
+        total = data + self.penalty(model)
+        if self.gradient_penalty:
+            if inputs is None:
+                raise ValueError("the gradient penalty needs the batch's inputs")
+            total = total + self.input_gradient_penalty(logits, labels, inputs)
+        return total, data

@@ -74,7 +74,7 @@ def range_test(config: Config, *, start: float = 1e-6, end: float = 1.0, steps: 
                class_weight_vector(config.train.class_weights, train.labels,
                                    network.spec["class_names"]))
     objective = Objective(config.train.loss, class_weights=weights, l1=config.train.l1,
-                          l2=config.train.l2)
+                          l2=config.train.l2, gradient_penalty=config.train.gradient_penalty)
     rates = start * (end / start) ** (np.arange(steps) / (steps - 1))
     lrs, losses, average, best, explodes_at = [], [], 0.0, math.inf, None
 
@@ -87,7 +87,9 @@ def range_test(config: Config, *, start: float = 1e-6, end: float = 1.0, steps: 
     for step, ((inputs, labels), lr) in enumerate(zip(batches(), rates, strict=False)):
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
-        loss, data_loss = objective(network, network(inputs), labels)
+        if config.train.gradient_penalty:
+            inputs = {k: v.detach().requires_grad_() for k, v in inputs.items()}
+        loss, data_loss = objective(network, network(inputs), labels, inputs)
         value = float(data_loss.item())
         if not (math.isfinite(value) and torch.isfinite(loss)):
             explodes_at = float(lr)
