@@ -39,6 +39,12 @@ def test_deep_sigmoid_network_shows_vanishing_gradients(tmp_path):
     assert any(f.startswith("vanishing gradients") for f in findings), findings
 
 
+def test_naive_normal_init_shows_activations_growing_through_depth(tmp_path):
+    _, findings = train(tmp_path, model={"width": 64, "depth": 5, "init": "normal"},
+                        train={"epochs": 1})
+    assert any(f.startswith("activations grow through depth") for f in findings), findings
+
+
 def test_oversized_learning_rate_shows_exploding_gradients(tmp_path):
     # linear regression, SGD: stable for lr < 1 (the curvature is 2); at 1.05 every step
     # multiplies the distance from the minimum by up to 1.1 (less where the batch's own

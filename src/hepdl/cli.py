@@ -295,6 +295,22 @@ def study_features(
     console.print(table_markdown(result["rows"]))
 
 
+@study_app.command("init")
+@command
+def study_init(
+    config: Annotated[Path, typer.Argument(help="A YAML config.")],
+    set_: Annotated[list[str], typer.Option("--set", help="Override a field of the config.")] = [],  # noqa: B006
+):
+    """The network under glorot/he x normal/uniform and the naive N(0,1) (seeds/002): output
+    variance through depth at initialization, and how each trains."""
+    from hepdl.config import load_config
+    from hepdl.init_study import run_init_study, table_markdown
+
+    console = _console()
+    result = run_init_study(load_config(config, set_), console=console)
+    console.print(table_markdown(result["rows"]))
+
+
 @study_app.command("ising")
 @command
 def study_ising(

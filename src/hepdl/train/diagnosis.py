@@ -12,6 +12,7 @@ import math
 
 EXPLODING = 100.0  # gradient norm this many times its first-epoch value
 VANISHING = 1e-3  # first layer's gradient norm below this fraction of the last layer's
+GROWING = 100.0  # last hidden layer's output spread this many times the first's
 DEAD = 0.5  # fraction of a ReLU layer's units never positive on a watched batch
 SATURATED = 0.5  # fraction of a tanh/sigmoid layer's outputs at the flat ends
 OVERFIT_EPOCHS = 3  # validation loss above its minimum for this many epochs, training falling
@@ -38,16 +39,30 @@ def exploding(health: list[dict]) -> str | None:
     return None
 
 
+def _last_over_first(health: list[dict], column: str, min_layers: int):
+    """In the first epoch: the last layer's value over the first layer's, and that epoch."""
+    layers = list(_layers(health, column).values())
+    if len(layers) < min_layers:
+        return None, None
+    first, last = layers[0][0], layers[-1][0]
+    return (last[1] / first[1] if first[1] > 0 else math.inf), first[0]
+
+
 def vanishing(health: list[dict]) -> str | None:
-    norms = _layers(health, "grad_norm")
-    if len(norms) < 3:
-        return None
-    first, last = next(iter(norms.values())), list(norms.values())[-1]
-    ratio = first[0][1] / last[0][1] if last[0][1] > 0 else math.inf
-    if ratio < VANISHING:
-        return (f"vanishing gradients: the first layer's gradient norm is {ratio:.0e} of the "
-                f"last layer's in epoch {first[0][0]} ({len(norms)} layers); saturating "
-                "activations through depth: try ReLU with he init, or batch norm")
+    ratio, epoch = _last_over_first(health, "grad_norm", 3)
+    if ratio is not None and ratio > 1 / VANISHING:
+        return (f"vanishing gradients: the first layer's gradient norm is {1 / ratio:.0e} of "
+                f"the last layer's in epoch {epoch}; saturating activations through depth: "
+                "try ReLU with he init, or batch norm")
+    return None
+
+
+def growing_activations(health: list[dict]) -> str | None:
+    ratio, epoch = _last_over_first(health, "activation_std", 2)
+    if ratio is not None and ratio > GROWING:
+        return (f"activations grow through depth: the last hidden layer's output spread is "
+                f"x{ratio:.0e} of the first's in epoch {epoch}; the weights are too large "
+                "for the depth (seeds/002: use glorot or he init, not N(0, 1))")
     return None
 
 
@@ -90,6 +105,7 @@ def overfitting(history: list[dict], early_stopped: bool) -> str | None:
 def training_findings(history: list[dict], health: list[dict],
                       early_stopped: bool = False) -> list[str]:
     """Every finding that applies, most severe first."""
-    found = [exploding(health), vanishing(health), *dead_units(health), *saturated(health),
+    found = [exploding(health), vanishing(health), growing_activations(health),
+             *dead_units(health), *saturated(health),
              overfitting(history, early_stopped)]
     return [f for f in found if f]
