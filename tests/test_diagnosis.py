@@ -95,3 +95,17 @@ def test_overfitting_rule_on_hand_made_curves():
         "early stopping kept epoch 3")
     flat = [{**r, "val_loss": 1.0 / r["epoch"]} for r in rising]
     assert overfitting(flat, early_stopped=False) is None
+
+
+def test_findings_reach_the_scan_table():
+    import optuna
+
+    from hepdl.scan.table import scan_rows
+
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"x": 1.0}, user_attrs={
+        "findings": ["overfitting from epoch 5: validation loss rising while training loss "
+                     "falls; the best was epoch 4"]})
+    study.optimize(lambda t: t.suggest_float("x", 0, 2), n_trials=1)
+    (row,) = scan_rows(study)
+    assert row["finding"].startswith("overfitting from epoch 5")

@@ -193,6 +193,8 @@ def run_study(config: Config, *, out: Path | None = None, console=None) -> list[
             if trial.metrics.get("warnings"):
                 trial.status = "collapsed"
                 trial.finding = f"{trial.metrics['warnings'][0].split(':')[0]}: {diagnose(run)}"
+            elif trial.metrics.get("findings"):  # overfitting, dead units ... (docs/training.md)
+                trial.finding = "; ".join(trial.metrics["findings"])
         results.append(trial)
     write_study(config, results, out)
     return results
