@@ -71,6 +71,13 @@ def test_huge_input_scale_with_relu_kills_units(tmp_path):
     assert any("dead" in f and "input scale" in f for f in findings), findings
 
 
+def test_huge_input_scale_into_tanh_saturates_it(tmp_path):
+    _, findings = train(tmp_path, preprocess={"pixels": [{"divide": {"by": 0.001}}]},
+                        model={"width": 64, "depth": 2, "activation": "tanh",
+                               "init": "glorot_normal"}, train={"epochs": 1})
+    assert any("saturated" in f for f in findings), findings
+
+
 def test_tiny_dataset_overfits_and_the_finding_names_the_best_epoch(tmp_path):
     rng = np.random.default_rng(1)
     np.savez(tmp_path / "tiny.npz", x=rng.normal(size=(60, 20)).astype(np.float32),
