@@ -1,8 +1,8 @@
 """Run the benchmarks side by side and print a table; ``--json FILE`` writes the results.
 
-    python -m benchmarks [--only generation,streaming,scan,health] [--json results.json]
+    python -m benchmarks [--only generation,streaming,scan,health,training] [--json results.json]
 
-The rate column is events/s, or trials/hour for the scan benchmark.
+The rate column is events/s (samples/s for training), or trials/hour for the scan benchmark.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks import calo, health, scan
+from benchmarks import calo, health, scan, training
 from benchmarks.machine import machine_info
 
 BENCHMARKS = {"generation": calo.generation, "streaming": calo.streaming,
-              "scan": scan.throughput, "health": health.overhead}
+              "scan": scan.throughput, "health": health.overhead, "training": training.throughput}
 
 
 def main() -> None:
