@@ -25,14 +25,16 @@ SCHEMES = ("glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "normal
 
 
 @torch.no_grad()
-def variance_through_depth(config: Config, n_events: int = 1024) -> list[float]:
+def variance_through_depth(config: Config, train=None, n_events: int = 1024) -> list[float]:
     """The output variance of each hidden activation layer, at initialization, on training
-    events (preprocessing fitted on the training split, as in training)."""
+    events (preprocessing fitted on the training split, as in training); ``train``: the
+    training split if already read."""
     from hepdl.data.dataset import load_splits
     from hepdl.models import Network, network_spec
 
     torch.manual_seed(config.seed)
-    train = load_splits(config.data, config.task, config.seed)["train"]
+    if train is None:
+        train = load_splits(config.data, config.task, config.seed)["train"]
     network = Network(network_spec(config, train.input_shapes, train.class_names))  # model.init
     inputs = {k: torch.from_numpy(v) for k, v in train.inputs.items()}
     network.fit_preprocessing(inputs)
@@ -48,9 +50,11 @@ def variance_through_depth(config: Config, n_events: int = 1024) -> list[float]:
 
 def run_init_study(config: Config, *, out: Path | None = None, console=None) -> dict[str, Any]:
     """Each initialization scheme: variance through depth at initialization, then training."""
+    from hepdl.data.dataset import load_splits
     from hepdl.study import Trial, train_or_resume
 
     out = Path(out) if out is not None else Path(config.runs_dir) / f"{config.name}-init"
+    train = load_splits(config.data, config.task, config.seed)["train"]  # the same for every init
     rows = []
     for number, scheme in enumerate(SCHEMES):
         raw = config.model_dump(mode="json")
@@ -58,7 +62,7 @@ def run_init_study(config: Config, *, out: Path | None = None, console=None) -> 
         raw["name"] = f"{config.name}-init-{scheme}"
         raw.pop("study", None)
         trial_config = Config.model_validate(raw)
-        variances = variance_through_depth(trial_config)
+        variances = variance_through_depth(trial_config, train)
         if console is not None:
             console.rule(f"init {scheme}")
         trial = Trial(number, {"init": scheme}, out / scheme)

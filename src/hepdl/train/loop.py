@@ -42,7 +42,7 @@ from hepdl.runs import (
 from hepdl.train.augment import Mirroring
 from hepdl.train.callbacks import EarlyStopping, StopRequest
 from hepdl.train.health import HealthMonitor
-from hepdl.train.losses import Objective, class_weight_vector
+from hepdl.train.losses import Objective, objective_for
 from hepdl.train.optim import build_optimizer, build_schedule, step_schedule
 
 INTERRUPTED_EXIT_CODE = 3
@@ -228,10 +228,7 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
     lr = _learning_rate(config, run, console)
     optimizer = build_optimizer(train_cfg.optimizer, trainable, lr)
     schedule = build_schedule(train_cfg.schedule, optimizer, train_cfg.epochs)
-    weights = (None if config.task == "regression" else
-               class_weight_vector(train_cfg.class_weights, train_set.labels, spec["class_names"]))
-    objective = Objective(train_cfg.loss, class_weights=weights, l1=train_cfg.l1, l2=train_cfg.l2,
-                          gradient_penalty=train_cfg.gradient_penalty)
+    objective = objective_for(config, train_set.labels, spec["class_names"])
     stopping = train_cfg.early_stopping
     stopper = EarlyStopping(stopping.patience, stopping.min_delta) if stopping else None
     best = EarlyStopping(patience=10**9)  # tracks the best epoch even without early stopping

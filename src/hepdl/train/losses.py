@@ -106,3 +106,13 @@ class Objective:
                 raise ValueError("the gradient penalty needs the batch's inputs")
             total = total + self.input_gradient_penalty(logits, labels, inputs)
         return total, data
+
+
+def objective_for(config, labels: np.ndarray, class_names: list[str]) -> Objective:
+    """The Objective that ``config.train`` describes, class weights taken from the training
+    ``labels`` (none for regression): one place for the loop and the range test."""
+    train = config.train
+    weights = (None if config.task == "regression" else
+               class_weight_vector(train.class_weights, labels, class_names))
+    return Objective(train.loss, class_weights=weights, l1=train.l1, l2=train.l2,
+                     gradient_penalty=train.gradient_penalty)

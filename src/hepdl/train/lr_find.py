@@ -28,7 +28,7 @@ from hepdl.data.loader import InMemoryLoader
 from hepdl.errors import ConfigError
 from hepdl.models import Network, network_spec
 from hepdl.runs import atomic_write
-from hepdl.train.losses import Objective, class_weight_vector
+from hepdl.train.losses import objective_for
 from hepdl.train.optim import build_optimizer
 
 
@@ -70,11 +70,7 @@ def range_test(config: Config, *, start: float = 1e-6, end: float = 1.0, steps: 
     network.train()
     optimizer = build_optimizer(config.train.optimizer,
                                 [p for p in network.parameters() if p.requires_grad], start)
-    weights = (None if config.task == "regression" else
-               class_weight_vector(config.train.class_weights, train.labels,
-                                   network.spec["class_names"]))
-    objective = Objective(config.train.loss, class_weights=weights, l1=config.train.l1,
-                          l2=config.train.l2, gradient_penalty=config.train.gradient_penalty)
+    objective = objective_for(config, train.labels, network.spec["class_names"])
     rates = start * (end / start) ** (np.arange(steps) / (steps - 1))
     lrs, losses, average, best, explodes_at = [], [], 0.0, math.inf, None
 
