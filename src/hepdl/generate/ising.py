@@ -10,7 +10,7 @@ The sweep is vectorized over many independent chains at once: all chains form on
 connected components scipy's ``connected_components`` labels in C, so no Python loop runs over
 spins or clusters. Each temperature runs ``chains`` chains from random starts; after
 ``equilibration`` sweeps each chain gives a sample every ``decorrelation`` sweeps. At T_c the
-integrated autocorrelation time of a sweep is 3.5 (|M|) and 3.9-4.2 (E) for L = 40 and 60
+integrated autocorrelation time of a sweep is 3.4-3.5 (|M|) and 3.9-4.2 (E) for L = 40, 60
 (measured, docs/benchmarks.md), shorter away from T_c; the defaults, 200 sweeps of
 equilibration (50 tau) and 20 between samples (5 tau), make the samples independent.
 
