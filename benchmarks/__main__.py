@@ -1,6 +1,6 @@
 """Run the benchmarks side by side and print a table; ``--json FILE`` writes the results.
 
-    python -m benchmarks [--only generation,streaming,scan,health,training] [--json results.json]
+    python -m benchmarks [--only generation,streaming,...] [--json results.json]
 
 The rate column is events/s (samples/s for training), or trials/hour for the scan benchmark.
 """
@@ -11,11 +11,13 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks import calo, health, scan, training
+from benchmarks import calo, health, profile, scan, sparse, training
 from benchmarks.machine import machine_info
 
 BENCHMARKS = {"generation": calo.generation, "streaming": calo.streaming,
-              "scan": scan.throughput, "health": health.overhead, "training": training.throughput}
+              "scan": scan.throughput, "health": health.overhead, "training": training.throughput,
+              "sparse": sparse.throughput, "memory": calo.peak_memory,
+              "profile": profile.profiles}
 
 
 def main() -> None:
@@ -40,7 +42,8 @@ def main() -> None:
         table.add_column(column, justify="left" if column == "benchmark" else "right")
     for row in rows:
         wait = row.get("wait_fraction")
-        table.add_row(row["benchmark"], str(row["workers"]), f"{row['events_per_second']:,.0f}",
+        rate = row["events_per_second"]
+        table.add_row(row["benchmark"], str(row["workers"]), "" if rate != rate else f"{rate:,.0f}",
                       "" if wait is None else f"{wait:.1%}", row.get("goal", ""))
     Console().print(table)
     if args.json:

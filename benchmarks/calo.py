@@ -92,3 +92,81 @@ def streaming(events: int = 20000, batch_size: int = 256, buffer_mb: int = 64) -
                      "events_per_second": seen / total,
                      "wait_fraction": waiting / total, "goal": "wait < 10%"})
     return rows
+
+
+def _train_in_child(config_path: Path) -> dict:
+    """One epoch of ``hepdl train`` in a fresh process: its peak resident memory and rate."""
+    import json
+    import subprocess
+    import sys
+
+    # A forked child starts with its parent's high-water mark of resident memory (ru_maxrss
+    # and VmHWM count from the fork), so the child resets it first (Linux: /proc/PID/clear_refs,
+    # "5") and reads VmHWM at the end.
+    code = ("import json, re, sys\n"
+            "from pathlib import Path\n"
+            "Path('/proc/self/clear_refs').write_text('5')\n"
+            "from hepdl.config import load_config\n"
+            "from hepdl.runs import Run\n"
+            "from hepdl.train import fit\n"
+            "run = Run.load(fit(load_config(sys.argv[1])))\n"
+            "peak = re.search(r'VmHWM:\\s+(\\d+) kB', Path('/proc/self/status').read_text())\n"
+            "print(json.dumps({'peak_mb': int(peak.group(1)) / 1024,"
+            " 'rate': float(run.history['events_per_second'].iloc[-1])}))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(config_path)], check=True,
+                          capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _evict(path: Path) -> None:
+    """Drop a file's pages from the page cache, so that the next read comes from disk."""
+    import os
+
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def peak_memory(sizes: tuple[int, ...] = (8000, 32000), buffer_mb: int = 64) -> list[dict]:
+    """Peak memory of one training epoch of the LCD MLP, streamed, in memory, and in memory
+    from the hits file, for files of ``sizes`` events: streamed, it should stay put as the file
+    grows (the shuffle buffer, the model and the libraries); in memory it grows with the file.
+    Each run is a fresh process and starts with the file evicted from the page cache, so its
+    reads come from disk."""
+    import yaml
+
+    from hepdl.data.hits import convert_to_hits
+    from hepdl.generate.calo import make_calo
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for events in sizes:
+            dense = tmp / f"calo{events}.h5"
+            make_calo(dense, events, seed=3, workers=2)
+            hits = tmp / f"calo{events}_hits.h5"
+            convert_to_hits(dense, hits, ["ECAL", "HCAL"])
+            dense_mb = events * (25**3 + 5 * 5 * 60) * 4 / 2**20
+            for mode, path, in_memory in (("streamed", dense, False), ("in memory", dense, True),
+                                          ("in memory, as hits", hits, True)):
+                config = {
+                    "name": f"mem{events}{path.stem}{in_memory}", "seed": 1,
+                    "runs_dir": str(tmp / "runs"),
+                    "data": {"source": {"kind": "lcd", "layout": "v2", "files": str(path)},
+                             "in_memory": in_memory, "shuffle_buffer_mb": buffer_mb,
+                             "split": {"train": 0.8, "val": 0.1, "test": 0.1}},
+                    "preprocess": {"ecal": ["standardize"], "hcal": ["standardize"]},
+                    "model": {"width": 256, "depth": 3},
+                    "train": {"epochs": 1, "batch_size": 1024, "health_every": 0}}
+                config_path = tmp / f"{config['name']}.yaml"
+                config_path.write_text(yaml.safe_dump(config))
+                _evict(path)
+                result = _train_in_child(config_path)
+                mode = f"streamed, {buffer_mb} MB buffer" if mode == "streamed" else mode
+                rows.append({
+                    "benchmark": f"train LCD MLP one epoch, {events} events ({dense_mb:,.0f} MB "
+                                 f"of images), {mode}", "workers": 1,
+                    "events_per_second": result["rate"], "peak_mb": result["peak_mb"],
+                    "file_mb": path.stat().st_size / 2**20,
+                    "goal": f"peak memory {result['peak_mb']:,.0f} MB"})
+    return rows

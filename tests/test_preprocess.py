@@ -5,6 +5,7 @@ from sklearn.preprocessing import StandardScaler
 
 from hepdl.errors import ConfigError, DataError
 from hepdl.preprocess import build_chain, build_transform
+from hepdl.preprocess.base import fit_streaming
 from hepdl.preprocess.standardize import Standardize
 
 
@@ -83,3 +84,29 @@ def test_nonlinear_log_tanh_is_the_calodnn_formula():
         np.abs(x.numpy()) / 150 + 1) / 2), rtol=1e-6)
     with pytest.raises(ConfigError, match="bad options"):
         build_transform({"nonlinear_log_tanh": {"scale": 0}}, (6,), "preprocess.ecal[0]")
+
+
+def test_large_inputs_are_fitted_chunk_by_chunk_with_the_same_result(monkeypatch):
+    import hepdl.models.network as network_module
+    from hepdl.config import config_from_dict
+    from hepdl.models import Network, network_spec
+
+    config = config_from_dict({"name": "x", "data": {"source": {"kind": "digits"}},
+                               "preprocess": {"x": ["standardize", "minmax"]}})
+    x = sample(10_000)
+    whole = Network(network_spec(config, {"x": (5,)}, ["a", "b"]))
+    whole.fit_preprocessing({"x": x})
+    calls = []
+    monkeypatch.setattr(network_module, "CHUNKED_FIT_ABOVE", 1000)
+    monkeypatch.setattr(network_module, "FIT_CHUNK_BYTES", 20 * 999)  # chunks of 999 events
+    def counted(chains, chunks):
+        calls.append(sum(len(chunk["x"]) == 999 for chunk in chunks()))
+        return fit_streaming(chains, chunks)
+
+    monkeypatch.setattr(network_module, "fit_streaming", counted)
+    chunked = Network(network_spec(config, {"x": (5,)}, ["a", "b"]))
+    chunked.fit_preprocessing({"x": x})
+    assert calls == [10]  # the chunked path ran, over 10 full chunks and a short one
+    for key, value in whole.preprocess.state_dict().items():
+        torch.testing.assert_close(chunked.preprocess.state_dict()[key], value, rtol=1e-6,
+                                   atol=1e-6)

@@ -67,6 +67,24 @@ def test_optimizer_names_imply_their_options():
         build_optimizer(OptimizerConfig(name="adam", options={"momentum": 0.9}), w, 1e-3)
 
 
+@pytest.mark.parametrize("name", ["sgd", "nesterov", "adagrad", "adam", "adamw", "amsgrad"])
+def test_fused_updates_by_default_equal_the_per_op_ones(name):
+    def trained(options):
+        torch.manual_seed(0)
+        w = torch.nn.Parameter(torch.randn(50, 20))
+        optimizer = build_optimizer(OptimizerConfig(name=name, options=options), [w], 0.01)
+        for _ in range(20):
+            optimizer.zero_grad()
+            (w.sin() ** 2).sum().backward()
+            optimizer.step()
+        return optimizer.defaults, w.detach()
+
+    fused, w_fused = trained({})
+    per_op, w_per_op = trained({"foreach": False})
+    assert fused["fused"] and not per_op.get("fused")
+    torch.testing.assert_close(w_fused, w_per_op, rtol=1e-5, atol=1e-6)
+
+
 def test_class_weights_balanced_explicit_and_checked():
     labels = np.array([0] * 80 + [1] * 20)
     np.testing.assert_allclose(class_weight_vector("balanced", labels, ["a", "b"]).numpy(),

@@ -493,3 +493,24 @@ def data_inspect(path: Annotated[Path, typer.Argument(help="HDF5, NumPy, Parquet
     print_summaries(_console(), path, inspect_file(path))
 
 
+
+
+@data_app.command("hits")
+@command
+def data_hits(
+    path: Annotated[Path, typer.Argument(help="HDF5 file with dense calorimeter images.")],
+    out: Annotated[Path, typer.Option(help="Output HDF5 file, the images stored as hits.")],
+    keys: Annotated[str, typer.Option(help="Comma-separated datasets to store as hits.")]
+    = "ECAL,HCAL",
+):
+    """Store zero-suppressed images as their non-zero cells (hits); the rest is copied.
+
+    An MLP trained on the result reads only the hits in its first layer (docs/performance.md).
+    """
+    from hepdl.data.hits import convert_to_hits
+
+    chosen = [k.strip() for k in keys.split(",") if k.strip()]
+    occupancy = convert_to_hits(path, out, chosen)
+    detail = ", ".join(f"{k} {v:.2%}" for k, v in occupancy.items())
+    _console().print(f"wrote {out}; occupancy {detail}; {out.stat().st_size / 2**20:.1f} MB "
+                     f"(dense file {path.stat().st_size / 2**20:.1f} MB)", soft_wrap=True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from hepdl.config import DataConfig, DigitsSource, FileSource, LcdSource, SplitConfig
+from hepdl.data.hits import Hits
 from hepdl.data.readers import expand_paths, read_arrays
 from hepdl.errors import ConfigError, DataError
 
@@ -19,8 +21,9 @@ class Dataset:
 
     Attributes
     ----------
-    inputs : dict of str to ndarray
-        Model inputs by name (``ecal``, ``pixels``), float32.
+    inputs : dict of str to ndarray or Hits
+        Model inputs by name (``ecal``, ``pixels``), float32; zero-suppressed calorimeter
+        inputs read from a hits file are :class:`~hepdl.data.hits.Hits`.
     labels : ndarray or None
         Class indices (int64) for classification, float32 targets for regression.
     observers : dict of str to ndarray
@@ -29,7 +32,7 @@ class Dataset:
         Names of the classes in index order (empty for regression).
     """
 
-    inputs: dict[str, np.ndarray]
+    inputs: dict[str, np.ndarray | Hits]
     labels: np.ndarray | None
     observers: dict[str, np.ndarray] = field(default_factory=dict)
     class_names: list[str] = field(default_factory=list)
@@ -50,6 +53,11 @@ class Dataset:
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shape of one event of each input."""
         return {k: tuple(v.shape[1:]) for k, v in self.inputs.items()}
+
+    @property
+    def hits_inputs(self) -> list[str]:
+        """Inputs held as hits (zero-suppressed cells, :class:`~hepdl.data.hits.Hits`)."""
+        return [k for k, v in self.inputs.items() if isinstance(v, Hits)]
 
 
 # --------------------------------------------------------------------------- reading
@@ -159,8 +167,14 @@ def _check_finite(dataset: Dataset, policy: str, where: str) -> Dataset:
     bad_events = np.zeros(len(dataset), dtype=bool)
     report = []
     for name, value in dataset.inputs.items():
-        flat = value.reshape(len(value), -1)
-        bad = ~np.isfinite(flat)
+        if isinstance(value, Hits):  # (events, cells): a cell is bad where its hit's value is
+            wrong = ~torch.isfinite(value.value)
+            if not bool(wrong.any()):
+                continue
+            bad = np.zeros((len(value), value.n_cells), dtype=bool)
+            bad[value.rows()[wrong].numpy(), value.index[wrong].numpy()] = True
+        else:
+            bad = ~np.isfinite(value.reshape(len(value), -1))
         if bad.any():
             rows = bad.any(axis=1)
             bad_events |= rows

@@ -32,7 +32,7 @@ Example
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,8 @@ class LcdFiles:
         Class index of every event (int64), files concatenated.
     class_names : list of str
         Class names in label-index order.
+    hits_inputs : list of str
+        Inputs stored as hits (zero-suppressed cells, :mod:`hepdl.data.hits`), in every file.
     """
 
     files: list[Path]
@@ -90,6 +92,7 @@ class LcdFiles:
     chunk_rows: np.ndarray
     labels: np.ndarray
     class_names: list[str]
+    hits_inputs: list[str] = field(default_factory=list)
 
 
 def class_from_file_name(path: Path) -> str:
@@ -137,6 +140,23 @@ def hdf5_dataset(handle, path: Path, key: str):
     if not isinstance(node, h5py.Dataset):
         raise KeyNotFoundError(str(path), key, hdf5_datasets(handle), "dataset")
     return node
+
+
+def input_node(handle, path: Path, key: str):
+    """The node of an input: a dataset of dense events, or a group of hits; and its shape.
+
+    Raises
+    ------
+    KeyNotFoundError
+        ``key`` is neither (the message lists the datasets there, nearest first).
+    """
+    from hepdl.data.hits import hits_shape, is_hits_group
+
+    node = handle.get(key)
+    if is_hits_group(node):
+        return node, hits_shape(node)
+    node = hdf5_dataset(handle, path, key)
+    return node, node.shape
 
 
 def _read_small(node, path: Path, key: str) -> np.ndarray:
@@ -215,28 +235,33 @@ def scan_lcd(source: LcdSource, path: PathSpec | None = None) -> LcdFiles:
     KeyNotFoundError
         A key of the layout is missing (the message lists the keys there, nearest first).
     """
+    from hepdl.data.hits import is_hits_group
+
     spec = path if path is not None else source.files
     grouped = _grouped_files(source, spec)
     keys = {name: INPUT_KEYS[source.layout][name] for name in source.inputs}
     counts, chunk_rows, names, shapes = [], [], [], {}
     per_file_classes: list[np.ndarray | str] = []
     first_file: dict[str, Path] = {}
+    hits: set[str] = set()
     merged_names = list(source.class_names or CLASS_ORDER)
     for file, group_class in grouped:
         with open_hdf5(file) as handle:
             lengths = {}
             for name, key in keys.items():
-                node = hdf5_dataset(handle, file, key)
-                lengths[key] = node.shape[0] if node.ndim else 0
-                shape = tuple(node.shape[1:])
+                node, node_shape = input_node(handle, file, key)
+                if is_hits_group(node):
+                    hits.add(name)
+                lengths[key] = node_shape[0] if len(node_shape) else 0
+                shape = tuple(node_shape[1:])
                 if name not in shapes:
                     shapes[name], first_file[name] = shape, file
                 elif shape != shapes[name]:
                     raise DataError(key, f"event shape differs between files: "
                                          f"{first_file[name].name} {shapes[name]}, "
                                          f"{file.name} {shape}")
-            first = handle[keys[source.inputs[0]]]
-            chunk_rows.append(first.chunks[0] if first.chunks else 1)
+            chunks = getattr(handle[keys[source.inputs[0]]], "chunks", None)
+            chunk_rows.append(chunks[0] if chunks else 1)
             if source.layout == "v1":
                 per_file_classes.append(group_class)
             elif source.layout == "merged":
@@ -283,7 +308,8 @@ def scan_lcd(source: LcdSource, path: PathSpec | None = None) -> LcdFiles:
         labels = lookup[inverse.ravel()]
     return LcdFiles(files=names, counts=np.asarray(counts, dtype=np.int64), input_keys=keys,
                     input_shapes=shapes, chunk_rows=np.asarray(chunk_rows, dtype=np.int64),
-                    labels=labels.astype(np.int64, copy=False), class_names=class_names)
+                    labels=labels.astype(np.int64, copy=False), class_names=class_names,
+                    hits_inputs=sorted(hits))
 
 
 def read_lcd_observers(source: LcdSource, files: LcdFiles) -> dict[str, np.ndarray]:
@@ -360,18 +386,29 @@ def read_lcd(source: LcdSource, path: PathSpec | None = None) -> dict:
     DataError, KeyNotFoundError
         As :func:`scan_lcd` and :func:`read_lcd_observers`.
     """
+    from hepdl.data.hits import Hits, is_hits_group, read_hits
+
     files = scan_lcd(source, path)
     total = int(files.counts.sum())
     # One array per input, filled file by file: no second copy from concatenating.
     inputs = {name: np.empty((total, *shape), dtype=np.float32)
-              for name, shape in files.input_shapes.items()}
+              for name, shape in files.input_shapes.items() if name not in files.hits_inputs}
+    hits: dict[str, list[Hits]] = {name: [] for name in files.hits_inputs}
     offset = 0
     for file, n in zip(files.files, files.counts, strict=True):
         with open_hdf5(file) as handle:
             for name, key in files.input_keys.items():
+                if name in hits:
+                    if not is_hits_group(handle[key]):
+                        raise DataError(f"{file}:{key}", "is stored dense here and as hits in "
+                                                         "another file; convert every file")
+                    hits[name].append(read_hits(handle[key], f"{file}:{key}"))
+                    continue
                 read_inputs_into(handle[key], inputs[name][offset:offset + n], 0, int(n), file,
                                  key)
         offset += int(n)
+    inputs.update({name: Hits.concatenate(parts) for name, parts in hits.items()})
+    inputs = {name: inputs[name] for name in files.input_keys}  # the configured order
     if source.scalar_inputs:  # per-event scalars as inputs of their own, (N, 1)
         scalars = read_lcd_observers(source.model_copy(update={
             "observers": list(source.scalar_inputs)}), files)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from hepdl.data.dataset import Dataset
+from hepdl.data.hits import Hits
 
 
 class InMemoryLoader:
@@ -34,8 +35,8 @@ class InMemoryLoader:
 
     def __init__(self, dataset: Dataset, *, batch_size: int, shuffle: bool = False, seed: int = 0,
                  label_dtype: torch.dtype | None = None):
-        self.inputs = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in
-                       dataset.inputs.items()}
+        self.inputs = {k: v if isinstance(v, Hits) else torch.from_numpy(np.ascontiguousarray(v))
+                       for k, v in dataset.inputs.items()}
         self.labels = None if dataset.labels is None else torch.from_numpy(dataset.labels)
         if self.labels is not None and label_dtype is not None:
             self.labels = self.labels.to(label_dtype)

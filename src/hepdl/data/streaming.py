@@ -260,6 +260,10 @@ def _lcd_events(data: DataConfig, task: str, path: PathSpec | None) -> EventFile
         raise ConfigError("data.source.observers", "energy regression (loss: mse) takes the "
                                                    "particle energy as target: add 'energy'")
     scan = scan_lcd(source, path)
+    if scan.hits_inputs:
+        raise ConfigError("data.in_memory", f"{', '.join(scan.hits_inputs)} stored as hits "
+                                            "(zero-suppressed) are read whole, a twentieth of "
+                                            "the dense size; set data.in_memory: true")
     labels, class_names = scan.labels, scan.class_names
     if task == "regression":  # the target is the particle energy (seeds/001)
         labels = read_lcd_observers(source, scan)["energy"].astype(np.float32)

@@ -29,9 +29,9 @@ def initialize(module: nn.Module, scheme: str) -> None:
     if scheme == "default":
         return
     for layer in module.modules():
-        if not isinstance(layer, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
+        if not isinstance(layer, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d | CellLinear):
             continue
-        weight = layer.weight
+        weight = layer.weight_t.T if isinstance(layer, CellLinear) else layer.weight
         if scheme == "glorot_normal":
             nn.init.xavier_normal_(weight)
         elif scheme == "glorot_uniform":
@@ -50,3 +50,57 @@ def initialize(module: nn.Module, scheme: str) -> None:
 
 def flat_size(shape: tuple[int, ...]) -> int:
     return math.prod(shape) if shape else 1
+
+
+class CellLinear(nn.Module):
+    """A linear layer over the cells of several inputs, stored by cell: ``weight_t`` is
+    (cells, out), so that a hit gathers one contiguous row.
+
+    ``forward(parts)`` takes the inputs in order, each dense (N, *shape) or as
+    :class:`~hepdl.data.hits.Hits`, and returns ``sum_k parts_k @ weight_t[cells of k] + bias``:
+    the product of ``nn.Linear`` on the concatenated inputs. For hits it is
+    ``torch.nn.functional.embedding_bag`` (one weighted sum of rows per event, in a kernel of
+    its own) plus ``base @ weight_t`` for what every cell holds besides its hits, so the empty
+    cells cost nothing in the forward pass nor in the weight gradient. The layout is by cell
+    because the gather of a (out, cells) ``nn.Linear`` weight's columns ran 5x slower here.
+    """
+
+    def __init__(self, sizes: list[int], out_features: int):
+        super().__init__()
+        self.sizes = list(sizes)
+        self.weight_t = nn.Parameter(torch.empty(sum(sizes), out_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+        # nn.Linear's default initialization, on the (out, in) view
+        nn.init.kaiming_uniform_(self.weight_t.T, a=math.sqrt(5))
+        nn.init.uniform_(self.bias, -1 / math.sqrt(sum(sizes)), 1 / math.sqrt(sum(sizes)))
+
+    @classmethod
+    def from_linear(cls, layer: nn.Linear, sizes: list[int]) -> CellLinear:
+        """The same map as ``layer`` (weights copied), stored by cell."""
+        cells = cls(sizes, layer.out_features)
+        with torch.no_grad():
+            cells.weight_t.copy_(layer.weight.T)
+            cells.bias.copy_(layer.bias)
+        return cells
+
+    def forward(self, parts: list) -> torch.Tensor:
+        from hepdl.data.hits import Hits
+
+        out = self.bias
+        start = 0
+        for part, size in zip(parts, self.sizes, strict=True):
+            weight = self.weight_t[start:start + size]  # rows: a view, no copy
+            start += size
+            if isinstance(part, Hits):
+                out = out + nn.functional.embedding_bag(
+                    part.index, weight, part.indptr[:-1], mode="sum",
+                    per_sample_weights=part.value)
+                if part.base is not None:
+                    out = out + part.base @ weight
+            else:
+                out = out + part.reshape(len(part), -1) @ weight
+        return out
+
+    def extra_repr(self) -> str:
+        return f"in_features={sum(self.sizes)} (cells of {self.sizes}), " \
+               f"out_features={self.weight_t.shape[1]}"

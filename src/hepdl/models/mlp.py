@@ -10,15 +10,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hepdl.models.layers import activation, flat_size, initialize
+from hepdl.models.layers import CellLinear, activation, flat_size, initialize
 from hepdl.models.registry import register_model
 
 
 class MLP(nn.Module):
     def __init__(self, input_names: list[str], n_inputs: int, n_outputs: int, *, width: int,
-                 depth: int, activation_name: str, dropout: float, batch_norm: bool):
+                 depth: int, activation_name: str, dropout: float, batch_norm: bool,
+                 input_sizes: list[int] | None = None):
         super().__init__()
         self.input_names = list(input_names)
+        self.input_sizes = list(input_sizes or [n_inputs])
         layers: list[nn.Module] = []
         size = n_inputs
         for _ in range(depth):
@@ -32,15 +34,30 @@ class MLP(nn.Module):
         self.hidden = nn.Sequential(*layers)
         self.output = nn.Linear(size, n_outputs)
 
-    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    @property
+    def takes_hits(self) -> bool:
+        """Whether the first layer reads zero-suppressed inputs as hits (:meth:`by_cell`)."""
+        return len(self.hidden) > 0 and isinstance(self.hidden[0], CellLinear)
+
+    def by_cell(self) -> None:
+        """Store the first layer by cell (:class:`CellLinear`, the same map), so that inputs
+        given as :class:`~hepdl.data.hits.Hits` touch only their non-zero cells."""
+        if len(self.hidden) and not self.takes_hits:
+            self.hidden[0] = CellLinear.from_linear(self.hidden[0], self.input_sizes)
+
+    def forward(self, inputs: dict) -> torch.Tensor:
+        if self.takes_hits:
+            first = self.hidden[0]([inputs[name] for name in self.input_names])
+            return self.output(self.hidden[1:](first))
         x = torch.cat([inputs[name].flatten(1) for name in self.input_names], dim=1)
         return self.output(self.hidden(x))
 
 
 @register_model("mlp")
 def build_mlp(config, input_shapes: dict[str, tuple[int, ...]], n_outputs: int) -> MLP:
-    model = MLP(list(input_shapes), sum(flat_size(s) for s in input_shapes.values()), n_outputs,
-                width=config.width, depth=config.depth, activation_name=config.activation,
-                dropout=config.dropout, batch_norm=config.batch_norm)
+    sizes = [flat_size(s) for s in input_shapes.values()]
+    model = MLP(list(input_shapes), sum(sizes), n_outputs, width=config.width,
+                depth=config.depth, activation_name=config.activation, dropout=config.dropout,
+                batch_norm=config.batch_norm, input_sizes=sizes)
     initialize(model, config.init)
     return model

@@ -3,7 +3,9 @@
 A transform is a ``torch.nn.Module`` whose learned state is a set of buffers ending in ``_``
 (saved in the model's state dict, so preprocessing travels with the model and its ONNX export).
 ``fit`` = reset + ``partial_fit``; ``partial_fit`` takes chunks (streaming); ``forward`` refuses
-to run before a fit and checks the event shape.
+to run before a fit and checks the event shape. Transforms that keep empty cells empty, or map
+each cell affinely, also take zero-suppressed events (:class:`~hepdl.data.hits.Hits`) in
+``transform_hits``; the others make the network densify hits first.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hepdl.data.hits import Hits
 from hepdl.errors import ConfigError, DataError
 
 _TRANSFORMS: dict[str, type[Transform]] = {}
@@ -72,13 +75,32 @@ class Transform(nn.Module):
     def inverse_transform(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{self.name} has no inverse")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    #: A map of each cell on its own with f(0) = 0 (log1p, log-tanh): hits map by value.
+    cellwise_zero = False
+
+    @property
+    def keeps_hits(self) -> bool:
+        """Whether zero-suppressed events map exactly as hits (:meth:`transform_hits`)."""
+        return self.cellwise_zero or type(self).transform_hits is not Transform.transform_hits
+
+    def transform_hits(self, hits: Hits) -> Hits:
+        """The transform of zero-suppressed events; here for :attr:`cellwise_zero` maps,
+        overridden by the per-cell affine maps (standardize) and the per-event norms."""
+        if not self.cellwise_zero:
+            raise NotImplementedError(f"{self.name} does not keep empty cells empty")
+        if hits.base is not None:  # f(base + hit) is not a map of the hits alone
+            return Hits.from_dense(self.transform(hits.to_dense()))
+        return hits.with_values(self.transform(hits.value))
+
+    def forward(self, x: torch.Tensor | Hits) -> torch.Tensor | Hits:
         if not torch.jit.is_tracing() and not torch.compiler.is_compiling():
             if not bool(self.fitted_):
                 raise RuntimeError(f"{self.name} is not fitted; call fit() on training data first")
             if tuple(x.shape[1:]) != self.shape:
                 raise DataError(self.name, f"expected events of shape {self.shape}, "
                                            f"got {tuple(x.shape[1:])}")
+        if isinstance(x, Hits):
+            return self.transform_hits(x)
         return self.transform(x)
 
     def extra_repr(self) -> str:
@@ -116,6 +138,11 @@ def build_transform(spec: str | dict[str, dict[str, Any]], shape: Sequence[int],
 
 class Chain(nn.Sequential):
     """The transforms of one input, applied in order; fitted in order on training data."""
+
+    @property
+    def keeps_hits(self) -> bool:
+        """Whether zero-suppressed events go through every transform as hits."""
+        return all(transform.keeps_hits for transform in self)
 
     def fit(self, x: torch.Tensor) -> Chain:
         for transform in self:

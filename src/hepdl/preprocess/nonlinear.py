@@ -27,6 +27,8 @@ class NonlinearLogTanh(Transform):
     tensor([[0.0000, 0.3331]])
     """
 
+    cellwise_zero = True
+
     def __init__(self, *, shape, scale: float = 1.0):
         super().__init__(shape=shape)
         self.scale = positive("scale", scale)

@@ -11,6 +11,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from hepdl.data.hits import Hits
 from hepdl.preprocess.base import Transform, positive, register_transform
 
 
@@ -65,6 +66,10 @@ class Divide(Transform):
     def inverse_transform(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale_
 
+
+    def transform_hits(self, hits):
+        return hits.affine(0.0, self.scale_)
+
     def extra_repr(self) -> str:
         return f"shape={self.shape}, by={self.by}"
 
@@ -96,6 +101,10 @@ class MinMax(Transform):
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.min_) / self._range()
+
+
+    def transform_hits(self, hits):
+        return hits.affine(self.min_, self._range())
 
     def inverse_transform(self, x: torch.Tensor) -> torch.Tensor:
         return x * self._range() + self.min_
@@ -138,6 +147,10 @@ class Robust(Transform):
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.center_) / self.scale_
+
+
+    def transform_hits(self, hits):
+        return hits.affine(self.center_, self.scale_)
 
     def inverse_transform(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale_ + self.center_
@@ -218,6 +231,8 @@ class Log(Transform):
 class Log1p(Transform):
     """``sign(x) ln(1 + |x| / scale)``: a log for spectra that reach zero (cell energies)."""
 
+    cellwise_zero = True
+
     def __init__(self, *, shape, scale: float = 1.0):
         super().__init__(shape=shape)
         self.scale = positive("scale", scale)
@@ -249,6 +264,20 @@ class ImageNorm(Transform):
             size = flat.abs().amax(1)
         size = torch.where(size > 0, size, torch.ones_like(size))
         return x / size.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+    def transform_hits(self, hits):
+        if hits.base is not None:  # the norm would run over every cell
+            return Hits.from_dense(self.transform(hits.to_dense()))
+        value = hits.value
+        if self.norm == "l1":
+            size = hits.event_reduce(value.abs(), "sum")
+        elif self.norm == "l2":
+            size = hits.event_reduce(value.pow(2), "sum").sqrt()
+        else:
+            size = hits.event_reduce(value.abs(), "amax")
+        size = torch.where(size > 0, size, torch.ones_like(size))
+        return hits.with_values(value / size[hits.rows()])
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}, norm={self.norm}"

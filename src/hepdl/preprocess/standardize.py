@@ -59,5 +59,9 @@ class Standardize(Transform):
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.shift_) / self.scale_
 
+
+    def transform_hits(self, hits):
+        return hits.affine(self.shift_, self.scale_)
+
     def inverse_transform(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale_ + self.shift_

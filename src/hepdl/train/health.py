@@ -21,9 +21,18 @@ from collections import defaultdict
 import torch
 from torch import nn
 
+from hepdl.models.layers import CellLinear
+
 RECTIFIERS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU, nn.GELU, nn.SiLU)
 SATURATING = (nn.Tanh, nn.Sigmoid)
-WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, CellLinear)
+
+
+def _weight(layer: nn.Module) -> torch.Tensor:
+    """A layer's weight tensor (the by-cell layer keeps it transposed; norms do not care)."""
+    return layer.weight_t if isinstance(layer, CellLinear) else layer.weight
+
+
 COLUMNS = ("epoch", "layer", "kind", "grad_norm", "update_ratio", "activation_mean",
            "activation_std", "dead_fraction", "saturated_fraction")
 
@@ -80,7 +89,7 @@ class HealthMonitor:
             return
         self.close()
         with torch.no_grad():
-            weights = [m.weight for _, m in self.weighted]
+            weights = [_weight(m) for _, m in self.weighted]
             self._grads = torch.stack([w.grad.norm() if w.grad is not None
                                        else torch.tensor(float("nan")) for w in weights])
             self._before = [w.detach().clone() for w in weights]
@@ -89,7 +98,7 @@ class HealthMonitor:
         if not self._active:
             return
         with torch.no_grad():
-            ratios = torch.stack([torch.dist(m.weight, before) / before.norm().clamp_min(1e-12)
+            ratios = torch.stack([torch.dist(_weight(m), before) / before.norm().clamp_min(1e-12)
                                   for (_, m), before in zip(self.weighted, self._before,
                                                             strict=True)])
             self._weight_stats.append(torch.stack([self._grads, ratios], dim=1))

@@ -211,7 +211,12 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
     mirroring = Mirroring.from_config(train_cfg.augment, train_set.input_shapes, config.seed)
 
     # ------------------------------------------------------------------ model
-    spec = network_spec(config, train_set.input_shapes, train_set.class_names)
+    hits = getattr(train_set, "hits_inputs", [])
+    if hits and (mirroring is not None or train_cfg.gradient_penalty):
+        option = "augment" if mirroring is not None else "gradient_penalty"
+        raise ConfigError(f"train.{option}", f"needs dense inputs; {', '.join(hits)} are read "
+                                             "as hits (zero-suppressed): use the dense file")
+    spec = network_spec(config, train_set.input_shapes, train_set.class_names, hits)
     network = Network(spec)
     if checkpoint is None:
         if config.data.in_memory:

@@ -65,7 +65,8 @@ def range_test(config: Config, *, start: float = 1e-6, end: float = 1.0, steps: 
     label_dtype = torch.float32 if config.task == "regression" else torch.long
     loader = InMemoryLoader(train, batch_size=config.train.batch_size, shuffle=True,
                             seed=config.seed, label_dtype=label_dtype)
-    network = Network(network_spec(config, train.input_shapes, train.class_names))
+    network = Network(network_spec(config, train.input_shapes, train.class_names,
+                                   train.hits_inputs))
     network.fit_preprocessing(loader.inputs)
     network.train()
     optimizer = build_optimizer(config.train.optimizer,
