@@ -36,6 +36,13 @@ def _complete(path: Path, console=None) -> Run:
     return run
 
 
+def _rank() -> int:
+    """This process's rank under torchrun (0 alone): only rank 0 evaluates and reports."""
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
 def _report_failure(run: Path | None) -> None:
     """A failed or interrupted run still gets a report saying so (best effort)."""
     from hepdl.evaluate import write_report
@@ -62,9 +69,10 @@ def train(config: Config, *, run_dir: str | Path | None = None, console=None,
     try:
         path = fit(config, run_dir=run_dir, console=console, on_epoch=on_epoch)
     except HepdlError as exc:
-        _report_failure(getattr(exc, "run", None))
+        if _rank() == 0:
+            _report_failure(getattr(exc, "run", None))
         raise
-    return _complete(path, console)
+    return _complete(path, console) if _rank() == 0 else Run.load(path)
 
 
 def resume(run: str | Path, *, console=None) -> Run:
@@ -74,9 +82,10 @@ def resume(run: str | Path, *, console=None) -> Run:
     try:
         path = fit(resume=run, console=console)
     except HepdlError:
-        _report_failure(Path(run))
+        if _rank() == 0:
+            _report_failure(Path(run))
         raise
-    return _complete(path, console)
+    return _complete(path, console) if _rank() == 0 else Run.load(path)
 
 
 def load_data_config(path: str | Path) -> DataConfig:
@@ -179,3 +188,11 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
     if task == "classification" and dataset.labels is not None:
         dataset.class_names = run.spec["class_names"]
     return write_predictions(run_network(run.network(), dataset), output)
+
+
+def export_onnx(run: str | Path, out: str | Path, *, check_events: int = 2048):
+    """The network of a completed run, preprocessing included, as an ONNX file checked by
+    onnxruntime on the run's test events (:func:`hepdl.export.onnx.export_onnx`)."""
+    from hepdl.export.onnx import export_onnx as export
+
+    return export(run, out, check_events=check_events)

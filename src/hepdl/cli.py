@@ -158,6 +158,26 @@ def predict(
     _console().print(f"wrote {api.predict(run, input, output)}")
 
 
+@app.command()
+@command
+def export(
+    run: Annotated[Path, typer.Argument(help="A completed run directory.")],
+    onnx: Annotated[Path, typer.Option("--onnx", help="The ONNX file to write.")],
+    check_events: Annotated[int, typer.Option(
+        min=1, help="Test events scored by both PyTorch and onnxruntime.")] = 2048,
+):
+    """Export the network with its fitted preprocessing to ONNX (inputs named as the model's,
+    dynamic batch axis, class names in the metadata), checked with onnxruntime first."""
+    from hepdl import api
+
+    done = api.export_onnx(run, onnx, check_events=check_events)
+    inputs = ", ".join(f"{name} {tuple(shape)}" for name, shape in done.inputs.items())
+    _console().print(f"wrote {done.path}: inputs {inputs} (batch axis first), output scores "
+                     f"{done.class_names}; onnxruntime matches PyTorch within "
+                     f"{done.max_difference:.1e} on {done.events_checked} test events",
+                     soft_wrap=True)
+
+
 class _ScanGroup(typer.core.TyperGroup):
     """``hepdl scan CONFIG`` runs a scan; ``hepdl scan worker|table ...`` are subcommands."""
 

@@ -31,10 +31,13 @@ class InMemoryLoader:
         Draw a new permutation each epoch (training) or keep file order (evaluation).
     seed : int
         Seed of the permutations.
+    ranks : hepdl.train.distributed.Ranks, optional
+        In data-parallel training, this rank's part of each batch is yielded (every rank draws
+        the same permutation).
     """
 
     def __init__(self, dataset: Dataset, *, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 label_dtype: torch.dtype | None = None):
+                 label_dtype: torch.dtype | None = None, ranks=None):
         self.inputs = {k: v if isinstance(v, Hits) else torch.from_numpy(np.ascontiguousarray(v))
                        for k, v in dataset.inputs.items()}
         self.labels = None if dataset.labels is None else torch.from_numpy(dataset.labels)
@@ -44,6 +47,7 @@ class InMemoryLoader:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.ranks = ranks  # data-parallel: each rank yields its part of every batch
 
     def __len__(self) -> int:
         """Batches per epoch."""
@@ -61,6 +65,9 @@ class InMemoryLoader:
         order = self.order(epoch)
         for b in range(start, len(self)):
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n_events)
+            if self.ranks is not None and self.ranks.distributed:
+                part = self.ranks.part(hi - lo)
+                lo, hi = lo + part.start, lo + part.stop
             if order is None:
                 inputs = {k: v[lo:hi] for k, v in self.inputs.items()}
                 labels = None if self.labels is None else self.labels[lo:hi]

@@ -41,6 +41,7 @@ from hepdl.runs import (
 )
 from hepdl.train.augment import Mirroring
 from hepdl.train.callbacks import EarlyStopping, StopRequest
+from hepdl.train.distributed import ALONE, Ranks, is_lost_rank
 from hepdl.train.health import HealthMonitor
 from hepdl.train.losses import Objective, objective_for
 from hepdl.train.optim import build_optimizer, build_schedule, step_schedule
@@ -62,22 +63,26 @@ def _print(console, text: str) -> None:
 
 
 @torch.no_grad()
-def validate(network: Network, loader: InMemoryLoader, objective: Objective) -> dict[str, float]:
-    """Mean loss (and accuracy for classification) over a loader, in eval mode."""
+def validate(network: Network, loader: InMemoryLoader, objective: Objective,
+             ranks: Ranks = ALONE) -> dict[str, float]:
+    """Mean loss (and accuracy for classification) over a loader, in eval mode; in
+    data-parallel training each rank scores its part and the sums are added up."""
     if loader.n_events == 0:
         return {}
     network.eval()
-    total, correct = 0.0, 0
+    total, correct, seen = 0.0, 0, 0
     for inputs, labels in loader.batches():
         logits = network(inputs)
         total += objective.data_loss(logits, labels).item() * len(labels)
+        seen += len(labels)
         if objective.loss != "mse":
             predicted = logits.argmax(1) if logits.shape[1] > 1 else (logits[:, 0] > 0).long()
             correct += int((predicted == labels).sum())
     network.train()
-    out = {"val_loss": total / loader.n_events}
+    total, correct, seen = ranks.sum(total, correct, seen)
+    out = {"val_loss": total / seen}
     if objective.loss != "mse":
-        out["val_accuracy"] = correct / loader.n_events
+        out["val_accuracy"] = correct / seen
     return out
 
 
@@ -136,39 +141,61 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         The loss became NaN or infinite; the run is marked failed, the last checkpoint kept.
     """
     # ------------------------------------------------------------------ setup
+    ranks = Ranks.from_env()  # several under torchrun (hepdl.train.distributed)
     if resume is not None:
         run = Path(resume)
         config = load_config(run)
         checkpoint = load_checkpoint(run / LAST)
-        update_meta(run, status="running", reason=None, resumed=now())
+        if ranks.main:
+            update_meta(run, status="running", reason=None, resumed=now())
     else:
         if config is None:
             raise ValueError("fit() needs a config or a run to resume")
-        run = new_run_dir(config, run_dir)
-        write_config(run, config)
+        made: Path | HepdlError | None = None
+        if ranks.main:
+            try:
+                made = new_run_dir(config, run_dir)
+                write_config(made, config)
+            except HepdlError as exc:
+                made = exc
+        run = ranks.broadcast(made)  # every rank stops, or goes on with rank 0's directory
+        if isinstance(run, HepdlError):
+            raise run
         checkpoint = None
     threads_before = torch.get_num_threads()  # given back when this run ends (a notebook goes on)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     torch.manual_seed(config.seed)
-    if resume is None:
+    if resume is None and ranks.main:
         start_meta(run, config)
+    mark = update_meta if ranks.main else (lambda *args, **kwargs: None)
 
     try:
-        return _train(config, run, checkpoint, console, on_epoch)
+        try:
+            return _train(config, run, checkpoint, console if ranks.main else None, on_epoch,
+                          ranks)
+        except RuntimeError as exc:
+            if not (ranks.distributed and is_lost_rank(exc)):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TrainingError(
+                f"rank {ranks.rank} of {ranks.world}: another rank is gone ({first[:200]}); "
+                f"the last checkpoint {run / LAST} is usable: hepdl train {run} --resume "
+                "(under torchrun for several ranks)") from None
     except Interrupted as stop:
-        update_meta(run, status="interrupted", reason=str(stop).split(";")[0], finished=now())
+        mark(run, status="interrupted", reason=str(stop).split(";")[0], finished=now())
         raise
     except HepdlError as exc:
-        update_meta(run, status="failed", reason=str(exc), finished=now())
+        mark(run, status="failed", reason=str(exc), finished=now())
         exc.run = run
         raise
     except BaseException as exc:  # a scan's pruning says "pruned" (run_status), not failed
-        update_meta(run, status=getattr(exc, "run_status", "failed"),
-                    reason=f"{type(exc).__name__}: {exc}", finished=now())
+        mark(run, status=getattr(exc, "run_status", "failed"),
+             reason=f"{type(exc).__name__}: {exc}", finished=now())
         raise
     finally:
         torch.set_num_threads(threads_before)
+        ranks.close()
 
 
 def _learning_rate(config: Config, run: Path, console) -> float:
@@ -189,13 +216,19 @@ def _learning_rate(config: Config, run: Path, console) -> float:
 
 
 def _train(config: Config, run: Path, checkpoint: dict | None, console,
-           on_epoch: Callable[[dict], None] | None = None) -> Path:
+           on_epoch: Callable[[dict], None] | None = None, ranks: Ranks = ALONE) -> Path:
     train_cfg = config.train
+    if ranks.distributed and (not config.data.in_memory or train_cfg.gradient_penalty):
+        option = "data.in_memory" if not config.data.in_memory else "train.gradient_penalty"
+        raise ConfigError(option, f"is not supported in data-parallel training ({ranks.world} "
+                                  "ranks): each rank holds the data in memory and DDP's "
+                                  "gradients are first-order")
+    main = ranks.main
     # ------------------------------------------------------------------ data
     label_dtype = torch.float32 if config.task == "regression" else torch.long
     if config.data.in_memory:
         splits = load_splits(config.data, config.task, config.seed)
-        loader, options = InMemoryLoader, {}
+        loader, options = InMemoryLoader, {"ranks": ranks}
     else:  # larger than memory: HDF5 chunks read in a background thread as training goes
         from hepdl.data.streaming import StreamingLoader, streaming_splits
 
@@ -227,6 +260,11 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             taken = _load_initial_weights(network, train_cfg.init_from)
             _print(console, f"initial weights: {len(taken)} tensors from {train_cfg.init_from}")
     frozen = _freeze(network, train_cfg.freeze)
+    trained = network  # what the loop calls: the network, or its DDP wrapper over the ranks
+    if ranks.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(network)  # rank 0's weights and buffers to all
 
     # ------------------------------------------------------------------ optimizer and loss
     trainable = [p for p in network.parameters() if p.requires_grad]
@@ -256,6 +294,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
         torch.set_rng_state(checkpoint["rng"])
 
     def save_last(next_epoch: int, next_batch: int) -> None:
+        if not main:
+            return
         atomic_save({
             "hepdl_version": __version__, "spec": spec, "model": network.state_dict(),
             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
@@ -273,7 +313,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                     f"{len(splits['test'])}; {len(train_loader)} batches/epoch of "
                     f"{train_cfg.batch_size}; parameters {n_params:,} ({n_trainable:,} trained"
                     f"{f', {len(frozen)} tensors frozen' if frozen else ''}); "
-                    f"threads {torch.get_num_threads()}; device cpu")
+                    f"threads {torch.get_num_threads()}; device cpu"
+                    f"{f'; {ranks.world} ranks (DDP, gloo)' if ranks.distributed else ''}")
     if mirroring is not None:
         _print(console, f"augmentation: {', '.join(mirroring.axes)} of "
                         f"{', '.join(mirroring.inputs)} in half the training events each")
@@ -306,10 +347,17 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                     monitor.watch(b)
                 if train_cfg.gradient_penalty:  # d output / d input is part of the loss
                     inputs = {k: v.detach().requires_grad_() for k, v in inputs.items()}
-                logits = network(inputs)
+                logits = trained(inputs)
                 loss, data_loss = objective(network, logits, labels, inputs)
                 value = data_loss.item()  # .item() syncs; the NaN check needs it anyway
-                if not torch.isfinite(loss):
+                nonfinite = not torch.isfinite(loss)
+                if ranks.distributed:  # all ranks stop at the same batch, for any reason
+                    nonfinite, stopping = ranks.any(nonfinite, stop.reason is not None)
+                    in_batch = min(train_cfg.batch_size,
+                                   train_loader.n_events - b * train_cfg.batch_size)
+                    # DDP averages over ranks: weigh this rank's mean by its share of the batch
+                    loss = loss + (len(labels) * ranks.world / in_batch - 1) * data_loss
+                if nonfinite:
                     lr = optimizer.param_groups[0]["lr"]
                     raise TrainingError(
                         f"loss became {value} at epoch {epoch + 1}, batch {b} (lr {lr:g}); "
@@ -326,20 +374,20 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                 seconds = running["seconds"] + time.perf_counter() - tick
                 progress.update(task, advance=1, loss=running["loss_sum"] / running["events"],
                                 rate=running["events"] / max(seconds, 1e-9))
-                if (reason := stop.reason) is not None:
+                if (reason := stop.reason) is not None or (ranks.distributed and stopping):
                     running["seconds"] = seconds
                     save_last(epoch, b + 1)
-                    raise Interrupted(run, reason)
+                    raise Interrupted(run, reason or "another rank was stopped")
 
             # -------------------------------------------------------------- end of epoch
             running["seconds"] += time.perf_counter() - tick
-            row = {"epoch": epoch + 1,
-                   "train_loss": running["loss_sum"] / max(running["events"], 1)}
-            row.update(validate(network, val_loader, objective))
+            loss_sum, events = ranks.sum(running["loss_sum"], running["events"])
+            row = {"epoch": epoch + 1, "train_loss": loss_sum / max(events, 1)}
+            row.update(validate(network, val_loader, objective, ranks))
             monitored = row.get("val_loss", row["train_loss"])
             row["lr"] = optimizer.param_groups[0]["lr"]
             row["seconds"] = running["seconds"]
-            row["events_per_second"] = running["events"] / max(running["seconds"], 1e-9)
+            row["events_per_second"] = events / max(running["seconds"], 1e-9)
             history.append(row)
             if monitor is not None:
                 health.extend(monitor.epoch_rows(epoch + 1))
@@ -357,9 +405,10 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             running = {"loss_sum": 0.0, "events": 0, "seconds": 0.0}
             stopped_early = stopper is not None and stopper.should_stop
             save_last(train_cfg.epochs if stopped_early else epoch, 0)
-            _write_rows(run / HISTORY, history)
-            _write_rows(run / HEALTH, health)
-            if on_epoch is not None:
+            if main:
+                _write_rows(run / HISTORY, history)
+                _write_rows(run / HEALTH, health)
+            if on_epoch is not None and main:
                 on_epoch(dict(row))
             if stopped_early:
                 _print(console, f"early stopping: no improvement for {stopper.patience} epochs; "
@@ -369,6 +418,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                 raise Interrupted(run, reason)
 
     # ------------------------------------------------------------------ final weights
+    if not main:
+        return run
     _write_rows(run / HISTORY, history)
     restore = train_cfg.early_stopping is not None and train_cfg.early_stopping.restore_best
     if restore and best_state is not None:

@@ -1,0 +1,110 @@
+"""Data-parallel training over processes: PyTorch DistributedDataParallel under torchrun.
+
+``torchrun --nproc-per-node N -m hepdl train CONFIG`` (or ``--nnodes``/``--rdzv-endpoint`` for
+several machines) starts N copies of the same command; torchrun's environment (``RANK``,
+``WORLD_SIZE``, ``MASTER_ADDR``, ...) tells each which it is, and :meth:`Ranks.from_env` joins
+them in one process group: gloo on CPU, nccl on GPU. Nothing changes for one process.
+
+How the ranks share the work (the choices a single-process run would give the same result to):
+
+* ``train.batch_size`` stays the *global* batch: every rank draws the same shuffled order and
+  trains on its contiguous part of each batch (:meth:`Ranks.part`);
+* DDP averages the gradients over ranks, so each rank's mean loss is weighted by its share of the
+  batch (``n_rank x world / n_batch``): the averaged gradient is the global batch's, for batches
+  that do not split evenly too;
+* losses, accuracies and event counts are summed over ranks (:meth:`Ranks.sum`) before they are
+  written, and a stop request or a non-finite loss on any rank stops all of them at the same batch;
+* rank 0 alone writes the run directory; every rank reads ``last.pt`` to resume.
+
+A rank that dies makes the others fail in their next collective call (gloo: connection closed);
+they stop with :class:`~hepdl.errors.TrainingError` naming the checkpoint to resume from, and
+torchrun ends the job.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place among the ranks of a data-parallel job (rank 0 of 1 alone)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def from_env(cls, backend: str = "gloo", timeout_s: float = 300) -> Ranks:
+        """Join torchrun's process group when ``WORLD_SIZE`` > 1; else one rank alone."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+        return cls(dist.get_rank(), dist.get_world_size())
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one that writes."""
+        return self.rank == 0
+
+    def part(self, n: int) -> slice:
+        """This rank's contiguous part of a batch of ``n`` events (sizes differ by at most 1)."""
+        lo = self.rank * n // self.world
+        return slice(lo, (self.rank + 1) * n // self.world)
+
+    def sum(self, *values: float) -> list[float]:
+        """Each value summed over the ranks (float64)."""
+        if not self.distributed:
+            return list(values)
+        import torch.distributed as dist
+
+        total = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(total)
+        return total.tolist()
+
+    def any(self, *flags: bool) -> list[bool]:
+        """Each flag: true on any rank."""
+        return [bool(v) for v in self.sum(*(float(f) for f in flags))]
+
+    def broadcast(self, value):
+        """Rank 0's ``value`` on every rank (a picklable object)."""
+        if not self.distributed:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def close(self) -> None:
+        if self.distributed:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+ALONE = Ranks()
+"""One process, no process group."""
+
+
+def is_lost_rank(exc: BaseException) -> bool:
+    """Whether an exception is a collective call failing because another rank is gone."""
+    import torch.distributed as dist
+
+    lost = (getattr(dist, "DistBackendError", ()), getattr(dist, "DistNetworkError", ()))
+    text = str(exc)
+    return isinstance(exc, lost) or (isinstance(exc, RuntimeError) and any(
+        s in text for s in ("Connection closed by peer", "Connection reset", "Gloo",
+                            "timed out", "Broken pipe")))

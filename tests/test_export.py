@@ -1,0 +1,114 @@
+"""ONNX export: the network with its preprocessing, checked against PyTorch by onnxruntime."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hepdl import api
+from hepdl.config import config_from_dict
+from hepdl.data.dataset import load_splits
+from hepdl.data.hits import convert_to_hits
+from hepdl.errors import DataError
+from hepdl.export.onnx import ExportError, export_onnx
+from hepdl.runs import Run, update_meta
+from tests.test_lcd import particle_events, write_layout
+
+onnxruntime = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def lcd_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lcd")
+    events = {name: particle_events(name, 30, seed)
+              for seed, name in enumerate(["Ele", "Gamma", "Pi0", "ChPi"])}
+    (path,) = write_layout(folder, "merged", events)
+    return path
+
+
+def trained(path, tmp_path, model=None, name="onnx"):
+    config = config_from_dict({
+        "name": name, "seed": 1, "runs_dir": str(tmp_path / "runs"),
+        "data": {"source": {"kind": "lcd", "layout": "merged", "files": str(path)},
+                 "split": {"train": 0.6, "val": 0.2, "test": 0.2}},
+        "preprocess": {"ecal": [{"divide": {"by": "max"}}, "standardize"],
+                       "hcal": ["nonlinear_log_tanh"]},
+        "model": model or {"width": 16, "depth": 2, "batch_norm": True},
+        "train": {"epochs": 2, "batch_size": 16, "threads": 1}})
+    return api.train(config)
+
+
+def session(path):
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_exported_graph_has_named_inputs_a_batch_axis_metadata_and_the_scores(lcd_file,
+                                                                              tmp_path):
+    run = trained(lcd_file, tmp_path)
+    done = export_onnx(run.path, tmp_path / "model.onnx")
+    assert done.max_difference <= 1e-5 and done.events_checked == 24
+    onnx = session(done.path)
+    assert [i.name for i in onnx.get_inputs()] == ["ecal", "hcal"]
+    assert onnx.get_inputs()[0].shape == ["batch", 25, 25, 25]
+    assert [o.name for o in onnx.get_outputs()] == ["scores"]
+    meta = onnx.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["class_names"]) == ["Ele", "Gamma", "Pi0", "ChPi"]
+    assert meta["hepdl_version"] and meta["task"] == "classification"
+    # any batch size, raw inputs in, probabilities out: the preprocessing is inside
+    test = load_splits(run.config.data, "classification", 1)["test"]
+    for n in (1, 5):
+        feed = {k: v[:n] for k, v in test.inputs.items()}
+        scores = onnx.run(None, feed)[0]
+        with torch.no_grad():
+            expected = torch.softmax(run.network()({k: torch.from_numpy(v) for k, v in
+                                                    feed.items()}), 1).numpy()
+        np.testing.assert_allclose(scores, expected, atol=1e-5)
+        np.testing.assert_allclose(scores.sum(1), 1, atol=1e-5)
+
+
+def test_a_cnn_and_a_network_trained_on_hits_export_as_well(lcd_file, tmp_path):
+    cnn = trained(lcd_file, tmp_path, name="cnn", model={
+        "name": "cnn", "dims": 3, "channels": [4], "image_input": "ecal", "dense_width": 8})
+    assert export_onnx(cnn.path, tmp_path / "cnn.onnx").max_difference <= 1e-5
+    hits = tmp_path / "hits.h5"
+    convert_to_hits(lcd_file, hits, ["ECAL", "HCAL"])
+    sparse = trained(hits, tmp_path, name="hits", model={"width": 16, "depth": 2})
+    assert sparse.checkpoint()["spec"]["hits_inputs"] == ["ecal", "hcal"]
+    done = export_onnx(sparse.path, tmp_path / "hits.onnx")  # dense inputs in the graph
+    assert done.max_difference <= 1e-5 and done.inputs["ecal"] == [25, 25, 25]
+
+
+def test_only_a_completed_run_is_exported(lcd_file, tmp_path, cli):
+    run = trained(lcd_file, tmp_path)
+    update_meta(run.path, status="failed", reason="loss became nan at epoch 2")
+    done = cli("export", run.path, "--onnx", tmp_path / "x.onnx")
+    assert done.exit_code == 2 and "failed (loss became nan" in done.output
+    update_meta(run.path, status="completed")
+    (run.path / "model.pt").unlink()
+    with pytest.raises(DataError, match="completed"):
+        export_onnx(run.path, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+    with pytest.raises(DataError, match="not a run directory"):
+        export_onnx(tmp_path, tmp_path / "x.onnx")
+
+
+def test_a_graph_that_disagrees_with_pytorch_is_not_written(lcd_file, tmp_path, monkeypatch):
+    import hepdl.export.onnx as module
+
+    run = trained(lcd_file, tmp_path)
+    monkeypatch.setattr(module, "TOLERANCE", 0.0)
+    with pytest.raises(ExportError, match="differ from PyTorch's"):
+        export_onnx(run.path, tmp_path / "x.onnx")
+    assert not list(tmp_path.glob("*x.onnx*"))
+
+
+def test_export_command_prints_what_it_wrote(lcd_file, tmp_path, cli):
+    run = trained(lcd_file, tmp_path)
+    done = cli("export", run.path, "--onnx", tmp_path / "m.onnx", "--check-events", 5)
+    assert done.exit_code == 0, done.output
+    assert "inputs ecal (25, 25, 25), hcal (5, 5, 60)" in done.output
+    assert "on 5 test events" in done.output
+    assert Run.load(run.path).meta["status"] == "completed"
