@@ -324,3 +324,26 @@ def test_binary_bce_run_and_a_repeat_from_the_resolved_config(tmp_path, npz_file
     assert again.name == "t_2"
     assert Run.load(again).history["val_loss"].tolist() == Run.load(first).history[
         "val_loss"].tolist()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_device_and_precision_are_checked_before_training(tmp_path, cli):
+    config = write_config(tmp_path / "c.yaml", small_config(tmp_path, train={"device": "cuda"}))
+    done = cli("train", config)
+    assert done.exit_code == 2 and "train.device: cuda asked for" in done.output
+    assert not (tmp_path / "runs" / "t" / "model.pt").exists()
+    with pytest.raises(ConfigError, match="fp16 mixed precision needs a GPU"):
+        fit(config_from_dict(small_config(tmp_path, train={"precision": "fp16"})))
+
+
+def test_auto_device_and_bf16_autocast_train_on_the_cpu(tmp_path):
+    histories = {}
+    for precision in ("fp32", "bf16"):
+        config = small_config(tmp_path / precision, train={"device": "auto",
+                                                           "precision": precision})
+        histories[precision] = Run.load(fit(config_from_dict(config))).history
+    fp32, bf16 = histories["fp32"]["val_loss"], histories["bf16"]["val_loss"]
+    assert fp32.iloc[-1] < fp32.iloc[0] and bf16.iloc[-1] < bf16.iloc[0]
+    # bf16 keeps 8 bits of mantissa in the products: close to fp32, not equal
+    np.testing.assert_allclose(bf16, fp32, rtol=0.05)
+    assert not np.allclose(bf16, fp32, rtol=1e-6)

@@ -23,11 +23,15 @@ from hepdl.runs import Run, now, update_meta
 def _complete(path: Path, console=None) -> Run:
     """Evaluate a trained run on its test split, write the report, mark it completed."""
     from hepdl.evaluate import evaluate_run, write_report
+    from hepdl.train.tracking import tracker
 
     run = Run.load(path)
     metrics = evaluate_run(run)
     update_meta(path, status="completed", finished=now())
     write_report(run)
+    tracking = tracker(run.config, path)  # the same MLflow run as training's
+    if tracking is not None:
+        tracking.finish(metrics)
     if console is not None:
         from hepdl.cli_output import print_metrics
 

@@ -425,6 +425,11 @@ class TrainConfig(Section):
         default_factory=list, description="fnmatch patterns of parameter names not trained."
     )
     threads: int | None = Field(default=None, ge=1, description="torch threads; default: torch's.")
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        default="cpu", description="Where training runs; auto: the GPU when torch sees one.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        default="fp32", description="Mixed precision of the forward pass (torch.autocast): bf16, "
+        "or fp16 with a gradient scaler (GPU only); the weights stay float32.")
     health_every: int = Field(
         default=10, ge=0, description="Measure gradient and activation health (health.csv) on "
         "every N-th training batch; 0: never.")
@@ -581,6 +586,23 @@ class ScanConfig(Section):
 # --------------------------------------------------------------------------- the whole run
 
 
+class TrackingConfig(Section):
+    """Logging of each run (and scan trial) to TensorBoard and MLflow; off unless switched on.
+
+    Neither is a dependency of hepdl: ``pip install tensorboard`` or ``mlflow-skinny
+    sqlalchemy alembic`` (``hepdl[tracking]``) when used.
+    """
+
+    tensorboard: bool = Field(default=False, description="Scalars per epoch and the config "
+                              "in RUN/tensorboard (tensorboard --logdir runs).")
+    mlflow: bool = Field(default=False, description="An MLflow run per hepdl run: config as "
+                         "parameters, metrics per epoch, test metrics, report as artifact.")
+    mlflow_uri: str | None = Field(default=None, description="MLflow tracking URI; default "
+                                   "sqlite:///RUNS_DIR/mlflow.db (artifacts in RUNS_DIR/mlruns).")
+    experiment: str | None = Field(default=None, description="MLflow experiment; default: the "
+                                   "config's name.")
+
+
 class Config(Section):
     """A whole study: data, preprocessing, model, training and evaluation."""
 
@@ -596,6 +618,7 @@ class Config(Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     study: StudyConfig | None = Field(default=None, description="hepdl study: the grid.")
     scan: ScanConfig | None = Field(default=None, description="hepdl scan: the search.")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @field_validator("model", mode="before")
     @classmethod

@@ -143,6 +143,11 @@ class Hits:
                                                                        counts)
         return Hits(indptr, self.index[take], self.value[take], self.event_shape, self.base)
 
+    def to(self, device) -> Hits:
+        """The same hits on another device."""
+        return Hits(self.indptr.to(device), self.index.to(device), self.value.to(device),
+                    self.event_shape, None if self.base is None else self.base.to(device))
+
     def chunks(self, size: int) -> Iterator[torch.Tensor]:
         """Dense chunks of ``size`` events (for fitting preprocessing in bounded memory)."""
         for lo in range(0, len(self), size):

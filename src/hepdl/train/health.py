@@ -90,8 +90,9 @@ class HealthMonitor:
         self.close()
         with torch.no_grad():
             weights = [_weight(m) for _, m in self.weighted]
-            self._grads = torch.stack([w.grad.norm() if w.grad is not None
-                                       else torch.tensor(float("nan")) for w in weights])
+            self._grads = torch.stack([
+                w.grad.norm() if w.grad is not None else torch.tensor(float("nan"), device=w.device)
+                for w in weights])
             self._before = [w.detach().clone() for w in weights]
 
     def after_step(self) -> None:

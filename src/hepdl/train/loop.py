@@ -8,9 +8,11 @@ a killed run resumed gives the uninterrupted result.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fnmatch
 import io
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,16 +43,27 @@ from hepdl.runs import (
 )
 from hepdl.train.augment import Mirroring
 from hepdl.train.callbacks import EarlyStopping, StopRequest
+from hepdl.train.device import (
+    autocast,
+    check_precision,
+    grad_scaler,
+    resolve_device,
+    to_device,
+)
 from hepdl.train.distributed import ALONE, Ranks, is_lost_rank
 from hepdl.train.health import HealthMonitor
 from hepdl.train.losses import Objective, objective_for
 from hepdl.train.optim import build_optimizer, build_schedule, step_schedule
+from hepdl.train.tracking import tracker
 
 INTERRUPTED_EXIT_CODE = 3
+CPU = torch.device("cpu")
 
 
 class Interrupted(HepdlError):
     """Training stopped cleanly (SIGTERM, SIGINT or time limit) with a checkpoint to resume from."""
+
+    resumable = True
 
     def __init__(self, run: Path, reason: str):
         self.run = run
@@ -64,7 +77,8 @@ def _print(console, text: str) -> None:
 
 @torch.no_grad()
 def validate(network: Network, loader: InMemoryLoader, objective: Objective,
-             ranks: Ranks = ALONE) -> dict[str, float]:
+             ranks: Ranks = ALONE, device: torch.device = CPU,
+             precision: str = "fp32") -> dict[str, float]:
     """Mean loss (and accuracy for classification) over a loader, in eval mode; in
     data-parallel training each rank scores its part and the sums are added up."""
     if loader.n_events == 0:
@@ -72,8 +86,10 @@ def validate(network: Network, loader: InMemoryLoader, objective: Objective,
     network.eval()
     total, correct, seen = 0.0, 0, 0
     for inputs, labels in loader.batches():
-        logits = network(inputs)
-        total += objective.data_loss(logits, labels).item() * len(labels)
+        inputs, labels = to_device(inputs, device), labels.to(device)
+        with autocast(device, precision):
+            logits = network(inputs)
+            total += objective.data_loss(logits, labels).item() * len(labels)
         seen += len(labels)
         if objective.loss != "mse":
             predicted = logits.argmax(1) if logits.shape[1] > 1 else (logits[:, 0] > 0).long()
@@ -141,16 +157,19 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         The loss became NaN or infinite; the run is marked failed, the last checkpoint kept.
     """
     # ------------------------------------------------------------------ setup
-    ranks = Ranks.from_env()  # several under torchrun (hepdl.train.distributed)
+    if resume is not None:
+        config = load_config(Path(resume))
+    if config is None:
+        raise ValueError("fit() needs a config or a run to resume")
+    # several ranks under torchrun (hepdl.train.distributed): nccl between GPUs, else gloo
+    cuda = resolve_device(config.train.device).type == "cuda"
+    ranks = Ranks.from_env(backend="nccl" if cuda else "gloo")
     if resume is not None:
         run = Path(resume)
-        config = load_config(run)
         checkpoint = load_checkpoint(run / LAST)
         if ranks.main:
             update_meta(run, status="running", reason=None, resumed=now())
     else:
-        if config is None:
-            raise ValueError("fit() needs a config or a run to resume")
         made: Path | HepdlError | None = None
         if ranks.main:
             try:
@@ -224,6 +243,11 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                                   "ranks): each rank holds the data in memory and DDP's "
                                   "gradients are first-order")
     main = ranks.main
+    device = resolve_device(train_cfg.device)
+    check_precision(train_cfg.precision, device)
+    if device.type == "cuda" and ranks.distributed:  # one GPU per rank on each node
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
     # ------------------------------------------------------------------ data
     label_dtype = torch.float32 if config.task == "regression" else torch.long
     if config.data.in_memory:
@@ -260,11 +284,14 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             taken = _load_initial_weights(network, train_cfg.init_from)
             _print(console, f"initial weights: {len(taken)} tensors from {train_cfg.init_from}")
     frozen = _freeze(network, train_cfg.freeze)
+    network.to(device)
     trained = network  # what the loop calls: the network, or its DDP wrapper over the ranks
     if ranks.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
-        trained = DistributedDataParallel(network)  # rank 0's weights and buffers to all
+        # rank 0's weights and buffers to all
+        trained = DistributedDataParallel(
+            network, device_ids=[device.index] if device.type == "cuda" else None)
 
     # ------------------------------------------------------------------ optimizer and loss
     trainable = [p for p in network.parameters() if p.requires_grad]
@@ -272,6 +299,9 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
     optimizer = build_optimizer(train_cfg.optimizer, trainable, lr)
     schedule = build_schedule(train_cfg.schedule, optimizer, train_cfg.epochs)
     objective = objective_for(config, train_set.labels, spec["class_names"])
+    if objective.class_weights is not None:
+        objective.class_weights = objective.class_weights.to(device)
+    scaler = grad_scaler(device, train_cfg.precision)  # fp16 only; a pass-through otherwise
     stopping = train_cfg.early_stopping
     stopper = EarlyStopping(stopping.patience, stopping.min_delta) if stopping else None
     best = EarlyStopping(patience=10**9)  # tracks the best epoch even without early stopping
@@ -284,6 +314,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
         network.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         schedule.load_state_dict(checkpoint["schedule"])
+        if checkpoint.get("scaler"):
+            scaler.load_state_dict(checkpoint["scaler"])
         epoch, start_batch = checkpoint["epoch"], checkpoint["batch"]
         running, history = checkpoint["running"], checkpoint["history"]
         health = checkpoint.get("health", [])
@@ -303,9 +335,10 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             "history": history, "health": health, "best": best.state_dict(),
             "best_state": best_state,
             "early_stopping": stopper.state_dict() if stopper else None,
-            "rng": torch.get_rng_state(),
+            "rng": torch.get_rng_state(), "scaler": scaler.state_dict(),
         }, run / LAST)
 
+    tracking = tracker(config, run) if main else None  # TensorBoard, MLflow: off by default
     n_params = sum(p.numel() for p in network.parameters())
     n_trainable = sum(p.numel() for p in trainable)
     _print(console, f"[bold]{config.name}[/] -> {run}")
@@ -313,7 +346,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                     f"{len(splits['test'])}; {len(train_loader)} batches/epoch of "
                     f"{train_cfg.batch_size}; parameters {n_params:,} ({n_trainable:,} trained"
                     f"{f', {len(frozen)} tensors frozen' if frozen else ''}); "
-                    f"threads {torch.get_num_threads()}; device cpu"
+                    f"threads {torch.get_num_threads()}; device {device}"
+                    f"{f' ({train_cfg.precision})' if train_cfg.precision != 'fp32' else ''}"
                     f"{f'; {ranks.world} ranks (DDP, gloo)' if ranks.distributed else ''}")
     if mirroring is not None:
         _print(console, f"augmentation: {', '.join(mirroring.axes)} of "
@@ -332,7 +366,7 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                         TimeRemainingColumn(), console=console, transient=True,
                         disable=console is None)
     network.train()
-    with StopRequest(train_cfg.time_limit) as stop, progress:
+    with StopRequest(train_cfg.time_limit) as stop, progress, tracking or contextlib.nullcontext():
         task = progress.add_task("train", total=len(train_loader), epoch=epoch + 1, loss=0.0,
                                  rate=0.0, metric="")
         while epoch < train_cfg.epochs:
@@ -345,14 +379,16 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                     inputs = mirroring(inputs, epoch, b)
                 if monitor is not None:
                     monitor.watch(b)
+                inputs, labels = to_device(inputs, device), labels.to(device)
                 if train_cfg.gradient_penalty:  # d output / d input is part of the loss
                     inputs = {k: v.detach().requires_grad_() for k, v in inputs.items()}
-                logits = trained(inputs)
-                loss, data_loss = objective(network, logits, labels, inputs)
+                with autocast(device, train_cfg.precision):
+                    logits = trained(inputs)
+                    loss, data_loss = objective(network, logits, labels, inputs)
                 value = data_loss.item()  # .item() syncs; the NaN check needs it anyway
                 nonfinite = not torch.isfinite(loss)
                 if ranks.distributed:  # all ranks stop at the same batch, for any reason
-                    nonfinite, stopping = ranks.any(nonfinite, stop.reason is not None)
+                    nonfinite, stop_any = ranks.any(nonfinite, stop.reason is not None)
                     in_batch = min(train_cfg.batch_size,
                                    train_loader.n_events - b * train_cfg.batch_size)
                     # DDP averages over ranks: weigh this rank's mean by its share of the batch
@@ -363,10 +399,12 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                         f"loss became {value} at epoch {epoch + 1}, batch {b} (lr {lr:g}); "
                         "last good checkpoint kept in last.pt; try a lower train.lr")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                scaler.scale(loss).backward()
                 if monitor is not None:
+                    scaler.unscale_(optimizer)  # the health of the true gradients
                     monitor.before_step()
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 if monitor is not None:
                     monitor.after_step()
                 running["loss_sum"] += value * len(labels)
@@ -374,7 +412,7 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                 seconds = running["seconds"] + time.perf_counter() - tick
                 progress.update(task, advance=1, loss=running["loss_sum"] / running["events"],
                                 rate=running["events"] / max(seconds, 1e-9))
-                if (reason := stop.reason) is not None or (ranks.distributed and stopping):
+                if (reason := stop.reason) is not None or (ranks.distributed and stop_any):
                     running["seconds"] = seconds
                     save_last(epoch, b + 1)
                     raise Interrupted(run, reason or "another rank was stopped")
@@ -383,12 +421,15 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             running["seconds"] += time.perf_counter() - tick
             loss_sum, events = ranks.sum(running["loss_sum"], running["events"])
             row = {"epoch": epoch + 1, "train_loss": loss_sum / max(events, 1)}
-            row.update(validate(network, val_loader, objective, ranks))
+            row.update(validate(network, val_loader, objective, ranks, device,
+                                train_cfg.precision))
             monitored = row.get("val_loss", row["train_loss"])
             row["lr"] = optimizer.param_groups[0]["lr"]
             row["seconds"] = running["seconds"]
             row["events_per_second"] = events / max(running["seconds"], 1e-9)
             history.append(row)
+            if tracking is not None:
+                tracking.epoch(row)
             if monitor is not None:
                 health.extend(monitor.epoch_rows(epoch + 1))
             if best.update(monitored, epoch):
