@@ -112,3 +112,54 @@ def test_export_command_prints_what_it_wrote(lcd_file, tmp_path, cli):
     assert "inputs ecal (25, 25, 25), hcal (5, 5, 60)" in done.output
     assert "on 5 test events" in done.output
     assert Run.load(run.path).meta["status"] == "completed"
+
+
+def test_predictions_of_an_hdf5_file_are_streamed_block_by_block(lcd_file, tmp_path,
+                                                                 monkeypatch):
+    import h5py
+
+    import hepdl.data.streaming as streaming
+    from hepdl.config import DataConfig
+    from hepdl.data import load_dataset
+    from hepdl.evaluate.predict import predict
+
+    run = trained(lcd_file, tmp_path)
+    chunked = tmp_path / "chunked.h5"  # the same events in HDF5 chunks of 16
+    with h5py.File(lcd_file) as f, h5py.File(chunked, "w") as g:
+        for key in f:
+            g.create_dataset(key, data=f[key][()], chunks=(16, *f[key].shape[1:]))
+    calls = []
+    original = streaming.EventFiles.read_block
+    monkeypatch.setattr(streaming.EventFiles.read_all, "__defaults__", (1,))  # a chunk a block
+    monkeypatch.setattr(streaming.EventFiles, "read_block",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    out = api.predict(run.path, chunked, tmp_path / "scores.h5")
+    assert len(calls) == 8  # 120 events in blocks of 16, never whole
+    data = DataConfig.model_validate(run.config.data.model_dump(mode="json"))
+    whole = predict(run.network(), load_dataset(data, "classification"))
+    with h5py.File(out) as f:
+        scores = np.stack([f[f"score_{name}"][()] for name in whole.class_names], 1)
+        np.testing.assert_array_equal(f["label"][()], whole.labels)
+    np.testing.assert_allclose(scores, whole.scores, atol=1e-6)
+
+
+def test_prediction_input_without_a_model_input_or_of_another_shape(lcd_file, tmp_path, cli):
+    import h5py
+
+    run = trained(lcd_file, tmp_path)
+    with h5py.File(lcd_file) as f, h5py.File(tmp_path / "no_hcal.h5", "w") as g:
+        for key in ("ECAL", "target", "index"):
+            f.copy(f[key], g, name=key)
+        g["HCAL_other"] = f["HCAL"][()]
+    done = cli("predict", run.path, "--input", tmp_path / "no_hcal.h5", "--output",
+               tmp_path / "s.csv")
+    assert done.exit_code == 2 and "HCAL" in done.output
+    with h5py.File(lcd_file) as f, h5py.File(tmp_path / "small.h5", "w") as g:
+        for key in ("target", "index"):
+            f.copy(f[key], g, name=key)
+        g["ECAL"] = f["ECAL"][:, :20]  # 20 of the 25 layers
+        g["HCAL"] = f["HCAL"][()]
+    done = cli("predict", run.path, "--input", tmp_path / "small.h5", "--output",
+               tmp_path / "s.csv")
+    assert done.exit_code == 2 and "(25, 25, 25)" in done.output
+    assert not (tmp_path / "s.csv").exists()

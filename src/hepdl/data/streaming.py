@@ -168,6 +168,16 @@ class EventFiles:
         return out
 
 
+    def read_all(self, read_bytes: int = READ_BYTES) -> Iterator[dict[str, np.ndarray]]:
+        """Every event's inputs in file order, one block of about ``read_bytes`` at a time."""
+        blocks, handles = self.blocks(read_bytes), {}
+        try:
+            for file, lo, hi in zip(blocks.file, blocks.lo, blocks.hi, strict=True):
+                yield self.read_block(handles, int(file), int(lo), int(hi))
+        finally:
+            _close(handles)
+
+
 def _read_rows(node, out: np.ndarray, lo: int, hi: int, dest, path: Path, key: str) -> None:
     """Read rows ``lo:hi`` of a dataset into ``out[dest]``; HDF5 converts the dtype."""
     if hi <= lo:

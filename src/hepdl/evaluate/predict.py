@@ -47,3 +47,19 @@ def predict(network: Network, dataset: Dataset, batch_size: int = 4096) -> Predi
     scores = torch.cat(parts).numpy().astype(np.float64)
     return Predictions(scores, dataset.labels, dict(dataset.observers),
                        list(network.spec["class_names"]), network.spec["task"])
+
+
+@torch.no_grad()
+def predict_files(network: Network, events, batch_size: int = 4096) -> Predictions:
+    """Run ``network`` over every event of HDF5 files (:class:`~hepdl.data.streaming.EventFiles`)
+    block by block: memory holds one block of inputs (about 16 MB) and the scores, however
+    large the files."""
+    network.eval()
+    parts = []
+    for inputs in events.read_all():
+        for lo in range(0, len(next(iter(inputs.values()))), batch_size):
+            batch = {k: torch.from_numpy(v[lo:lo + batch_size]) for k, v in inputs.items()}
+            parts.append(probabilities(network(batch), network.spec))
+    scores = torch.cat(parts).numpy().astype(np.float64)
+    return Predictions(scores, events.labels, events.read_observers(),
+                       list(network.spec["class_names"]), network.spec["task"])
