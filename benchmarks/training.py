@@ -3,8 +3,9 @@ written the usual way, on the same model, data, batch size and optimizer, and bo
 machine's dense limit (the measured float32 matrix-product rate).
 
 The plain loop trains the very network hepdl builds (preprocessing included, fitted on the
-training split), fed by a ``Dataset`` indexed per event and a shuffling ``DataLoader`` that
-collates the batches; hepdl slices whole batches from tensors (``InMemoryLoader``). Models:
+training split) with the very optimizer (fused Adam), fed by a ``Dataset`` indexed per event
+and a shuffling ``DataLoader`` that collates the batches; hepdl slices whole batches from
+tensors (``InMemoryLoader``). Models:
 
 * the small tabular MLP of issue 10 (SUSY-sized: 18 inputs, 2 x 200 ReLU, BCE), batch 1024;
 * the digits MLP of ``examples/digits.yaml`` (64 pixels, 2 x 256, 10 classes), batch 64;
@@ -135,6 +136,7 @@ def dataloader_rate(config) -> float:
     from hepdl.data.dataset import load_splits
     from hepdl.models import Network, network_spec
     from hepdl.train.losses import objective_for
+    from hepdl.train.optim import build_optimizer  # the same (fused) Adam as hepdl's loop
 
     train = load_splits(config.data, config.task, config.seed)["train"]
 
@@ -152,7 +154,7 @@ def dataloader_rate(config) -> float:
     torch.manual_seed(1)
     network = Network(network_spec(config, train.input_shapes, train.class_names))
     network.fit_preprocessing({k: torch.from_numpy(v) for k, v in train.inputs.items()})
-    optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+    optimizer = build_optimizer(config.train.optimizer, list(network.parameters()), 1e-3)
     objective = objective_for(config, train.labels, train.class_names)
     loader = DataLoader(Events(train.inputs, train.labels), batch_size=config.train.batch_size,
                         shuffle=True)

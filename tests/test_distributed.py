@@ -29,7 +29,7 @@ def test_each_rank_takes_its_contiguous_part_of_a_batch():
     assert Ranks().part(7) == slice(0, 7) and Ranks().sum(1.0, 2.0) == [1.0, 2.0]
 
 
-def write_config(tmp_path: Path, events: int, epochs: int) -> Path:
+def write_config(tmp_path: Path, events: int, epochs: int, batch: int = 45) -> Path:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, events)
     features = (rng.normal(size=(events, 6)) + 0.5 * labels[:, None]).astype(np.float32)
@@ -41,8 +41,7 @@ def write_config(tmp_path: Path, events: int, epochs: int) -> Path:
                  "split": {"train": 0.7, "val": 0.15, "test": 0.15}},
         "preprocess": {"x": ["standardize"]},
         "model": {"width": 16, "depth": 2},
-        # 700 training events in batches of 45: the last batch (25) splits 12 / 13
-        "train": {"epochs": epochs, "batch_size": 45, "threads": 1}}
+        "train": {"epochs": epochs, "batch_size": batch, "threads": 1}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -64,8 +63,11 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "model.pt")["model"]
 
 
-def test_two_ranks_give_the_single_process_result(tmp_path):
-    config = write_config(tmp_path, 1000, epochs=3)
+# 700 training events: in batches of 45 the last (25) splits 12 / 13; in batches of 233 the
+# last holds 1 event, and rank 0's part of it is empty
+@pytest.mark.parametrize("batch", [45, 233])
+def test_two_ranks_give_the_single_process_result(tmp_path, batch):
+    config = write_config(tmp_path, 1000, epochs=3, batch=batch)
     job = torchrun("train", config, "--run-dir", tmp_path / "two")
     output = job.communicate(timeout=300)[0]
     assert job.returncode == 0, output

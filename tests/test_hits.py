@@ -40,6 +40,9 @@ def test_selection_by_slice_index_and_mask_matches_dense():
     assert torch.equal(hits[3:11].to_dense(), x[3:11])
     assert torch.equal(hits.index_select(0, order).to_dense(), x[order])
     assert torch.equal(hits[np.array([1, 7])].to_dense(), x[[1, 7]])
+    numpy_mask = np.zeros(20, dtype=bool)
+    numpy_mask[[3, 11]] = True  # a numpy mask selects where true, not events 0 and 1
+    assert torch.equal(hits[numpy_mask].to_dense(), x[[3, 11]])
     assert torch.equal(hits[::3].to_dense(), x[::3])
     mask = torch.zeros(20, dtype=torch.bool)
     mask[[4, 9]] = True
@@ -76,7 +79,8 @@ def test_every_sparse_preprocessing_equals_the_dense_one(chain):
 
     x = sparse_images(n=30)
     dense = build_chain(chain, x.shape[1:], "t").fit(x)
-    assert dense.keeps_hits
+    # after standardize an empty cell holds -mean/std: log1p of it makes every cell a hit
+    assert dense.keeps_hits == (chain != ["standardize", "log1p"])
     out = dense(Hits.from_dense(x))
     assert isinstance(out, Hits)
     assert torch.allclose(out.to_dense(), dense(x), atol=1e-5)
@@ -231,3 +235,31 @@ def test_hits_command_writes_the_file_and_refuses_bad_keys(lcd_files, tmp_path, 
     failed = cli("data", "hits", dense, "--out", tmp_path / "x.h5", "--keys", "ECAL,NOPE")
     assert failed.exit_code == 2 and "NOPE" in failed.output
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_an_mlp_without_hidden_layers_reads_hits_made_dense(lcd_files, tmp_path):
+    _, hits = lcd_files
+    config = lcd_config(hits, tmp_path)
+    config.model.depth = 0
+    train = load_splits(config.data, "classification", 3)["train"]
+    network = Network(network_spec(config, train.input_shapes, train.class_names,
+                                   train.hits_inputs))
+    assert network.hits_inputs == []
+    network.fit_preprocessing(train.inputs)
+    batch = {k: v[:8] for k, v in train.inputs.items()}
+    assert torch.allclose(network(batch), network({k: v.to_dense() for k, v in batch.items()}))
+
+
+def test_nan_in_a_hits_file_is_named_or_its_event_dropped(lcd_files, tmp_path):
+    _, hits = lcd_files
+    with h5py.File(hits, "r+") as f:
+        value = f["ECAL/value"][()]
+        indptr = f["ECAL/indptr"][()]
+        value[indptr[5]] = np.nan  # the first hit of event 5
+        f["ECAL/value"][...] = value
+    config = lcd_config(hits, tmp_path)
+    with pytest.raises(DataError, match=r"ecal: 1 values in 1 events \(first event 5"):
+        load_splits(config.data, "classification", 3)
+    config.data.nonfinite = "drop"
+    splits = load_splits(config.data, "classification", 3)
+    assert sum(len(s) for s in splits.values()) == 159

@@ -86,12 +86,14 @@ def diagnose(run: Path, n_events: int = 2048) -> str:
     import torch
 
     from hepdl.data import load_splits
+    from hepdl.data.hits import Hits
     from hepdl.runs import Run
 
     loaded = Run.load(run)
     test = load_splits(loaded.config.data, loaded.config.task, loaded.config.seed)["test"]
     network = loaded.network()
-    inputs = {k: torch.from_numpy(v[:n_events]) for k, v in test.inputs.items()}
+    inputs = {k: v[:n_events].to_dense() if isinstance(v, Hits) else torch.from_numpy(
+        v[:n_events]) for k, v in test.inputs.items()}
     found = []
     with torch.no_grad():
         for name, chain in network.preprocess.items():

@@ -167,14 +167,16 @@ def _check_finite(dataset: Dataset, policy: str, where: str) -> Dataset:
     bad_events = np.zeros(len(dataset), dtype=bool)
     report = []
     for name, value in dataset.inputs.items():
-        if isinstance(value, Hits):  # (events, cells): a cell is bad where its hit's value is
+        if isinstance(value, Hits):  # the bad hits' events and cells, never a dense array
             wrong = ~torch.isfinite(value.value)
-            if not bool(wrong.any()):
-                continue
-            bad = np.zeros((len(value), value.n_cells), dtype=bool)
-            bad[value.rows()[wrong].numpy(), value.index[wrong].numpy()] = True
-        else:
-            bad = ~np.isfinite(value.reshape(len(value), -1))
+            if bool(wrong.any()):
+                events = value.rows()[wrong].numpy()
+                bad_events[events] = True
+                report.append(f"{name}: {int(wrong.sum())} values in "
+                              f"{len(np.unique(events))} events (first event {int(events[0])}, "
+                              f"feature {int(value.index[wrong][0])})")
+            continue
+        bad = ~np.isfinite(value.reshape(len(value), -1))
         if bad.any():
             rows = bad.any(axis=1)
             bad_events |= rows

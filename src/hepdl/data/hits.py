@@ -68,7 +68,7 @@ class Hits:
         flat = x.reshape(len(x), -1)
         rows, cells = torch.nonzero(flat, as_tuple=True)  # row-major: events in order
         counts = torch.bincount(rows, minlength=len(x))
-        indptr = torch.zeros(len(x) + 1, dtype=torch.int64)
+        indptr = torch.zeros(len(x) + 1, dtype=torch.int64, device=x.device)
         torch.cumsum(counts, 0, out=indptr[1:])
         return cls(indptr, cells, flat[rows, cells].to(torch.float32), tuple(x.shape[1:]))
 
@@ -94,6 +94,10 @@ class Hits:
         return (len(self), *self.event_shape)
 
     @property
+    def device(self) -> torch.device:
+        return self.indptr.device
+
+    @property
     def n_cells(self) -> int:
         return math.prod(self.event_shape)
 
@@ -104,11 +108,11 @@ class Hits:
 
     def rows(self) -> torch.Tensor:
         """The event number of each hit (nnz,)."""
-        return torch.repeat_interleave(torch.arange(len(self)), self.counts)
+        return torch.repeat_interleave(torch.arange(len(self), device=self.device), self.counts)
 
     def to_dense(self) -> torch.Tensor:
         """The dense events (N, *event_shape), base included."""
-        dense = torch.zeros(len(self), self.n_cells, dtype=self.value.dtype)
+        dense = torch.zeros(len(self), self.n_cells, dtype=self.value.dtype, device=self.device)
         if self.base is not None:
             dense += self.base
         dense.index_put_((self.rows(), self.index), self.value, accumulate=True)
@@ -125,8 +129,11 @@ class Hits:
                 return Hits(self.indptr[lo:hi + 1] - a, self.index[a:b], self.value[a:b],
                             self.event_shape, self.base)
             events = torch.arange(lo, hi, step)
-        return self.index_select(0, torch.as_tensor(np.asarray(events), dtype=torch.int64)
-                                 if not isinstance(events, torch.Tensor) else events)
+        if not isinstance(events, torch.Tensor):
+            events = np.asarray(events)  # a numpy mask selects where true, as numpy does
+            events = torch.from_numpy(np.flatnonzero(events) if events.dtype == bool
+                                      else events.astype(np.int64).reshape(-1))
+        return self.index_select(0, events.to(self.device))
 
     def index_select(self, dim: int, events: torch.Tensor) -> Hits:
         """The events at ``events`` (``dim`` must be 0, as for a tensor's event axis)."""
@@ -136,10 +143,11 @@ class Hits:
             events = torch.nonzero(events)[:, 0]
         events = events.to(torch.int64)
         starts, counts = self.indptr[events], self.counts[events]
-        indptr = torch.zeros(len(events) + 1, dtype=torch.int64)
+        indptr = torch.zeros(len(events) + 1, dtype=torch.int64, device=self.device)
         torch.cumsum(counts, 0, out=indptr[1:])
         # entry j of the result is entry starts[event] + (j - indptr[event]) of this one
-        take = torch.arange(int(indptr[-1])) + torch.repeat_interleave(starts - indptr[:-1],
+        take = torch.arange(int(indptr[-1]), device=self.device) + torch.repeat_interleave(
+            starts - indptr[:-1],
                                                                        counts)
         return Hits(indptr, self.index[take], self.value[take], self.event_shape, self.base)
 
@@ -165,16 +173,18 @@ class Hits:
 
         ``shift`` and ``scale`` are scalars or tensors of the event shape.
         """
-        shift = torch.as_tensor(shift, dtype=self.value.dtype).expand(self.event_shape)
-        scale = torch.as_tensor(scale, dtype=self.value.dtype).expand(self.event_shape)
-        shift, scale = shift.reshape(-1), scale.reshape(-1)
-        base = torch.zeros(self.n_cells) if self.base is None else self.base
-        return Hits(self.indptr, self.index, self.value / scale[self.index], self.event_shape,
-                    (base - shift) / scale)
+        options = {"dtype": self.value.dtype, "device": self.device}
+        shift = torch.as_tensor(shift, **options).expand(self.event_shape).reshape(-1)
+        scale = torch.as_tensor(scale, **options).expand(self.event_shape).reshape(-1)
+        value = self.value / scale[self.index]
+        if self.base is None and not bool(shift.any()):  # a pure rescaling keeps zeros zero
+            return Hits(self.indptr, self.index, value, self.event_shape)
+        base = torch.zeros(self.n_cells, **options) if self.base is None else self.base
+        return Hits(self.indptr, self.index, value, self.event_shape, (base - shift) / scale)
 
     def event_reduce(self, values: torch.Tensor, reduce: str) -> torch.Tensor:
         """Per-event ``sum`` or ``amax`` of per-hit ``values`` (0 for an event without hits)."""
-        out = torch.zeros(len(self), dtype=values.dtype)
+        out = torch.zeros(len(self), dtype=values.dtype, device=self.device)
         return out.scatter_reduce_(0, self.rows(), values, reduce, include_self=True)
 
 

@@ -74,16 +74,25 @@ def write_plots(pred: Predictions, metrics: dict[str, Any], out: Path,
     return sorted(figures)
 
 
-def _resolution(pred: Predictions, dataset, settings, out: Path) -> list[dict]:
-    """Relative resolution vs true energy of the network and of the calibrated cell sum."""
+def _event_sums(x):
+    """Each event's sum over its cells (float64), dense or as hits."""
     import numpy as np
 
+    from hepdl.data.hits import Hits
+
+    if isinstance(x, Hits):
+        return x.event_reduce(x.value.double(), "sum").numpy()
+    return x.reshape(len(x), -1).sum(1, dtype=np.float64)
+
+
+def _resolution(pred: Predictions, dataset, settings, out: Path) -> list[dict]:
+    """Relative resolution vs true energy of the network and of the calibrated cell sum."""
     from hepdl.evaluate.resolution import calibrated_sum, plot_resolution, resolution_curve
 
     true = pred.labels.astype(float)
     curves = [resolution_curve(true, pred.scores, settings.bins, "network")]
     if settings.compare_sum:
-        raw = sum(v.reshape(len(v), -1).sum(1, dtype=np.float64) for v in dataset.inputs.values())
+        raw = sum(_event_sums(v) for v in dataset.inputs.values())
         curves.append(resolution_curve(true, calibrated_sum(raw, true), settings.bins,
                                        "calibrated cell sum"))
     plots.save_figure(plot_resolution(curves), out / PLOTS / "resolution.png")

@@ -39,11 +39,13 @@ class MLP(nn.Module):
         """Whether the first layer reads zero-suppressed inputs as hits (:meth:`by_cell`)."""
         return len(self.hidden) > 0 and isinstance(self.hidden[0], CellLinear)
 
-    def by_cell(self) -> None:
+    def by_cell(self) -> bool:
         """Store the first layer by cell (:class:`CellLinear`, the same map), so that inputs
-        given as :class:`~hepdl.data.hits.Hits` touch only their non-zero cells."""
+        given as :class:`~hepdl.data.hits.Hits` touch only their non-zero cells; False for a
+        network without hidden layers (it takes dense inputs)."""
         if len(self.hidden) and not self.takes_hits:
             self.hidden[0] = CellLinear.from_linear(self.hidden[0], self.input_sizes)
+        return self.takes_hits
 
     def forward(self, inputs: dict) -> torch.Tensor:
         if self.takes_hits:

@@ -52,9 +52,7 @@ class Network(nn.Module):
         # transform of their chain keeps them sparse; otherwise they are densified per batch
         self.hits_inputs = [name for name in spec.get("hits_inputs", [])
                             if self.preprocess[name].keeps_hits]
-        if self.hits_inputs and hasattr(self.body, "by_cell"):
-            self.body.by_cell()
-        else:
+        if not (self.hits_inputs and hasattr(self.body, "by_cell") and self.body.by_cell()):
             self.hits_inputs = []
 
     @property

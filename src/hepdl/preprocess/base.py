@@ -77,6 +77,10 @@ class Transform(nn.Module):
 
     #: A map of each cell on its own with f(0) = 0 (log1p, log-tanh): hits map by value.
     cellwise_zero = False
+    #: Maps an empty cell away from zero (standardize: -mean / std), leaving hits a base.
+    shifts_zero = False
+    #: Keeps hits sparse only where empty cells hold zero (cell-wise maps, per-event norms).
+    needs_zero_base = False
 
     @property
     def keeps_hits(self) -> bool:
@@ -141,8 +145,15 @@ class Chain(nn.Sequential):
 
     @property
     def keeps_hits(self) -> bool:
-        """Whether zero-suppressed events go through every transform as hits."""
-        return all(transform.keeps_hits for transform in self)
+        """Whether zero-suppressed events go through every transform as hits, and stay sparse:
+        no cell-wise map or per-event norm after a transform that moves empty cells from 0."""
+        shifted = False
+        for transform in self:
+            if not transform.keeps_hits or (shifted and (transform.cellwise_zero
+                                                          or transform.needs_zero_base)):
+                return False
+            shifted |= transform.shifts_zero
+        return True
 
     def fit(self, x: torch.Tensor) -> Chain:
         for transform in self:

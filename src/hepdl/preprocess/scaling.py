@@ -78,6 +78,8 @@ class Divide(Transform):
 class MinMax(Transform):
     """``(x - min) / (max - min)`` per feature, to [0, 1] on the training data."""
 
+    shifts_zero = True
+
     def __init__(self, *, shape):
         super().__init__(shape=shape)
         self.register_buffer("min_", torch.full(self.shape, float("inf")))
@@ -115,6 +117,8 @@ class Robust(Transform):
     """``(x - median) / (q_high - q_low)`` per feature (scikit-learn's RobustScaler: the 25-75%
     interquantile range by default), insensitive to the tails. Quantiles need all the values:
     streamed chunks are kept until the fit ends (use on features, not on whole images)."""
+
+    shifts_zero = True
 
     def __init__(self, *, shape, quantiles: tuple[float, float] = (0.25, 0.75)):
         super().__init__(shape=shape)
@@ -247,6 +251,8 @@ class Log1p(Transform):
 @register_transform("image_norm")
 class ImageNorm(Transform):
     """Each event divided by its own L1, L2 or max norm over all its cells (seeds/003)."""
+
+    needs_zero_base = True
 
     def __init__(self, *, shape, norm: Literal["l1", "l2", "max"] = "max"):
         super().__init__(shape=shape)

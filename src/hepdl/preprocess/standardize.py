@@ -22,6 +22,8 @@ class Standardize(Transform):
     torch.Size([10, 3])
     """
 
+    shifts_zero = True
+
     def __init__(self, *, shape):
         super().__init__(shape=shape)
         self.register_buffer("n_seen_", torch.zeros((), dtype=torch.float64))

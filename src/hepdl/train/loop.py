@@ -86,6 +86,8 @@ def validate(network: Network, loader: InMemoryLoader, objective: Objective,
     network.eval()
     total, correct, seen = 0.0, 0, 0
     for inputs, labels in loader.batches():
+        if not len(labels):  # this rank's part of a batch smaller than the number of ranks
+            continue
         inputs, labels = to_device(inputs, device), labels.to(device)
         with autocast(device, precision):
             logits = network(inputs)
@@ -163,7 +165,10 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         raise ValueError("fit() needs a config or a run to resume")
     # several ranks under torchrun (hepdl.train.distributed): nccl between GPUs, else gloo
     cuda = resolve_device(config.train.device).type == "cuda"
-    ranks = Ranks.from_env(backend="nccl" if cuda else "gloo")
+    # nccl for the GPU tensors of DDP, gloo for the CPU sums and broadcasts of the loop
+    ranks = Ranks.from_env(backend="cpu:gloo,cuda:nccl" if cuda else "gloo")
+    if cuda and ranks.distributed:  # one GPU per rank on each node, before any collective
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     if resume is not None:
         run = Path(resume)
         checkpoint = load_checkpoint(run / LAST)
@@ -243,6 +248,10 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                                   "ranks): each rank holds the data in memory and DDP's "
                                   "gradients are first-order")
     main = ranks.main
+    if ranks.distributed and train_cfg.batch_size < ranks.world:
+        raise ConfigError("train.batch_size", f"{train_cfg.batch_size} is the global batch, "
+                                              f"split over {ranks.world} ranks: give at least "
+                                              f"{ranks.world}")
     device = resolve_device(train_cfg.device)
     check_precision(train_cfg.precision, device)
     if device.type == "cuda" and ranks.distributed:  # one GPU per rank on each node
@@ -295,7 +304,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
 
     # ------------------------------------------------------------------ optimizer and loss
     trainable = [p for p in network.parameters() if p.requires_grad]
-    lr = _learning_rate(config, run, console)
+    # the range test once, on rank 0; every rank takes its rate
+    lr = ranks.broadcast(_learning_rate(config, run, console) if main else None)
     optimizer = build_optimizer(train_cfg.optimizer, trainable, lr)
     schedule = build_schedule(train_cfg.schedule, optimizer, train_cfg.epochs)
     objective = objective_for(config, train_set.labels, spec["class_names"])
@@ -318,6 +328,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             scaler.load_state_dict(checkpoint["scaler"])
         epoch, start_batch = checkpoint["epoch"], checkpoint["batch"]
         running, history = checkpoint["running"], checkpoint["history"]
+        if not main:  # the saved partial sums are every rank's, summed: counted once, on rank 0
+            running = {**running, "loss_sum": 0.0, "events": 0}
         health = checkpoint.get("health", [])
         best.load_state_dict(checkpoint["best"])
         best_state = checkpoint["best_state"]
@@ -325,13 +337,13 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             stopper.load_state_dict(checkpoint["early_stopping"])
         torch.set_rng_state(checkpoint["rng"])
 
-    def save_last(next_epoch: int, next_batch: int) -> None:
+    def save_last(next_epoch: int, next_batch: int, sums: dict | None = None) -> None:
         if not main:
             return
         atomic_save({
             "hepdl_version": __version__, "spec": spec, "model": network.state_dict(),
             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-            "epoch": next_epoch, "batch": next_batch, "running": dict(running),
+            "epoch": next_epoch, "batch": next_batch, "running": dict(sums or running),
             "history": history, "health": health, "best": best.state_dict(),
             "best_state": best_state,
             "early_stopping": stopper.state_dict() if stopper else None,
@@ -385,10 +397,14 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                 with autocast(device, train_cfg.precision):
                     logits = trained(inputs)
                     loss, data_loss = objective(network, logits, labels, inputs)
+                if not len(labels):  # a rank's empty part of a tiny last batch: weight 0
+                    data_loss = logits.sum() * 0.0  # (a mean over no events is NaN)
+                    loss = data_loss + objective.penalty(network)
                 value = data_loss.item()  # .item() syncs; the NaN check needs it anyway
                 nonfinite = not torch.isfinite(loss)
+                stopping = stop.reason is not None
                 if ranks.distributed:  # all ranks stop at the same batch, for any reason
-                    nonfinite, stop_any = ranks.any(nonfinite, stop.reason is not None)
+                    nonfinite, stopping = ranks.any(nonfinite, stopping)
                     in_batch = min(train_cfg.batch_size,
                                    train_loader.n_events - b * train_cfg.batch_size)
                     # DDP averages over ranks: weigh this rank's mean by its share of the batch
@@ -412,10 +428,11 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                 seconds = running["seconds"] + time.perf_counter() - tick
                 progress.update(task, advance=1, loss=running["loss_sum"] / running["events"],
                                 rate=running["events"] / max(seconds, 1e-9))
-                if (reason := stop.reason) is not None or (ranks.distributed and stop_any):
+                if stopping:
                     running["seconds"] = seconds
-                    save_last(epoch, b + 1)
-                    raise Interrupted(run, reason or "another rank was stopped")
+                    loss_sum, events = ranks.sum(running["loss_sum"], running["events"])
+                    save_last(epoch, b + 1, {**running, "loss_sum": loss_sum, "events": events})
+                    raise Interrupted(run, stop.reason or "another rank was stopped")
 
             # -------------------------------------------------------------- end of epoch
             running["seconds"] += time.perf_counter() - tick
@@ -455,8 +472,9 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                 _print(console, f"early stopping: no improvement for {stopper.patience} epochs; "
                                 f"best epoch {best.best_epoch + 1}")
                 break
-            if (reason := stop.reason) is not None and epoch < train_cfg.epochs:
-                raise Interrupted(run, reason)
+            (stopping,) = ranks.any(stop.reason is not None)  # decided together
+            if stopping and epoch < train_cfg.epochs:
+                raise Interrupted(run, stop.reason or "another rank was stopped")
 
     # ------------------------------------------------------------------ final weights
     if not main:
