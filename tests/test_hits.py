@@ -205,13 +205,18 @@ def test_hits_that_cannot_be_used_fail_clearly(lcd_files, tmp_path):
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_a_transform_that_moves_zero_densifies_hits_per_batch(lcd_files, tmp_path):
+# tanh(a log(1 + 0) + b) != 0; an MLP without hidden layers has no first layer to gather
+@pytest.mark.parametrize("preprocess, depth", [(("learnable_log_tanh",), 2),
+                                               (("standardize",), 0)])
+def test_hits_are_made_dense_per_batch_where_they_cannot_stay_sparse(lcd_files, tmp_path,
+                                                                     preprocess, depth):
     _, hits = lcd_files
-    config = lcd_config(hits, tmp_path, preprocess=("learnable_log_tanh",))
+    config = lcd_config(hits, tmp_path, preprocess=preprocess)
+    config.model.depth = depth
     train = load_splits(config.data, "classification", 3)["train"]
     network = Network(network_spec(config, train.input_shapes, train.class_names,
                                    train.hits_inputs))
-    assert network.hits_inputs == []  # tanh(a log(1 + 0) + b) != 0: dense layer and batches
+    assert network.hits_inputs == []  # dense first layer, dense batches
     network.fit_preprocessing(train.inputs)
     batch = {k: v[:8] for k, v in train.inputs.items()}
     assert torch.allclose(network(batch), network({k: v.to_dense() for k, v in batch.items()}))
@@ -235,19 +240,6 @@ def test_hits_command_writes_the_file_and_refuses_bad_keys(lcd_files, tmp_path, 
     failed = cli("data", "hits", dense, "--out", tmp_path / "x.h5", "--keys", "ECAL,NOPE")
     assert failed.exit_code == 2 and "NOPE" in failed.output
     assert not (tmp_path / "x.h5").exists()
-
-
-def test_an_mlp_without_hidden_layers_reads_hits_made_dense(lcd_files, tmp_path):
-    _, hits = lcd_files
-    config = lcd_config(hits, tmp_path)
-    config.model.depth = 0
-    train = load_splits(config.data, "classification", 3)["train"]
-    network = Network(network_spec(config, train.input_shapes, train.class_names,
-                                   train.hits_inputs))
-    assert network.hits_inputs == []
-    network.fit_preprocessing(train.inputs)
-    batch = {k: v[:8] for k, v in train.inputs.items()}
-    assert torch.allclose(network(batch), network({k: v.to_dense() for k, v in batch.items()}))
 
 
 def test_nan_in_a_hits_file_is_named_or_its_event_dropped(lcd_files, tmp_path):

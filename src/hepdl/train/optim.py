@@ -24,8 +24,8 @@ OPTIMIZERS = {
 
 FUSED = (torch.optim.SGD, torch.optim.Adagrad, torch.optim.Adam, torch.optim.AdamW)
 """Optimizers built with ``fused=True`` unless the config sets ``fused`` or ``foreach``: the
-update of each tensor in one kernel instead of several dispatched ops, 10% of a step of the
-small MLP and 26% at batch 64 on this CPU (docs/performance.md); the same update to rounding."""
+update of each tensor in one kernel instead of several dispatched ops, what took the small MLP
+past half the dense compute limit (docs/performance.md); the same update to rounding."""
 
 
 def build_optimizer(config: OptimizerConfig, parameters, lr: float) -> torch.optim.Optimizer:
