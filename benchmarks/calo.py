@@ -108,7 +108,7 @@ def _train_in_child(config_path: Path) -> dict:
             "Path('/proc/self/clear_refs').write_text('5')\n"
             "from hepdl.config import load_config\n"
             "from hepdl.runs import Run\n"
-            "from hepdl.train import fit\n"
+            "from hepdl.training import fit\n"
             "run = Run.load(fit(load_config(sys.argv[1])))\n"
             "peak = re.search(r'VmHWM:\\s+(\\d+) kB', Path('/proc/self/status').read_text())\n"
             "print(json.dumps({'peak_mb': int(peak.group(1)) / 1024,"

@@ -1,7 +1,7 @@
 """The cost of watching training health (issue 9), per training step.
 
 The MLP of the other benchmarks (3 hidden layers of 256 ReLU units, batch 128, Adam) takes
-steps in turn watched and not watched by :class:`hepdl.train.health.HealthMonitor`; the median
+steps in turn watched and not watched by :class:`hepdl.training.health.HealthMonitor`; the median
 time of each kind gives the cost of one watched step, and the cost at the default (every 10th
 batch watched) is a tenth of it. Interleaving step by step makes both medians see the same
 machine, which timing whole runs one after another (noise of +-5% here) does not.
@@ -19,7 +19,7 @@ def overhead(steps: int = 3000, every: int = 10) -> list[dict]:
     import torch
     from torch import nn
 
-    from hepdl.train.health import HealthMonitor
+    from hepdl.training.health import HealthMonitor
 
     torch.manual_seed(0)
     layers, size = [], 32

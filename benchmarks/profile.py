@@ -47,7 +47,7 @@ def _stepper(network, inputs: dict, labels, batch: int, loss_fn):
 
     from hepdl.config import OptimizerConfig
     from hepdl.data.hits import Hits
-    from hepdl.train.optim import build_optimizer
+    from hepdl.training.optim import build_optimizer
 
     optimizer = build_optimizer(OptimizerConfig(name="adam"), list(network.parameters()), 1e-3)
     n = len(labels)

@@ -38,7 +38,7 @@ def _one(workers: int, trials: int) -> tuple[float, float]:
     import optuna
     import yaml
 
-    from hepdl.scan.storage import open_storage
+    from hepdl.scans.storage import open_storage
 
     with tempfile.TemporaryDirectory() as tmp:
         config = _config(Path(tmp), f"bench{workers}", trials)

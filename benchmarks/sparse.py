@@ -36,7 +36,7 @@ def _config(path: Path, runs: Path, name: str, **train):
 
 def _test_scores(run_dir: Path, path: Path):
     from hepdl.data.dataset import load_splits
-    from hepdl.evaluate.predict import predict
+    from hepdl.evaluation.predict import predict
     from hepdl.runs import Run
 
     run = Run.load(run_dir)
@@ -85,10 +85,10 @@ def throughput(repeats: int = 2) -> list[dict]:
     import numpy as np
 
     from hepdl.data.hits import convert_to_hits
-    from hepdl.evaluate.cuts import auc, bootstrap_difference
+    from hepdl.evaluation.cuts import auc, bootstrap_difference
     from hepdl.generate.calo import make_calo
     from hepdl.runs import Run
-    from hepdl.train import fit
+    from hepdl.training import fit
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -120,7 +120,7 @@ def _config(case: Case, source: dict, runs: Path, run: int):
 def hepdl_rate(config) -> tuple[float, int, Path]:
     """Median training events/s over epochs 2 onwards, the parameter count and the run."""
     from hepdl.runs import Run
-    from hepdl.train import fit
+    from hepdl.training import fit
 
     run = Run.load(fit(config))
     params = sum(t.numel() for t in run.network().body.parameters())
@@ -135,8 +135,8 @@ def dataloader_rate(config) -> float:
 
     from hepdl.data.dataset import load_splits
     from hepdl.models import Network, network_spec
-    from hepdl.train.losses import objective_for
-    from hepdl.train.optim import build_optimizer  # the same (fused) Adam as hepdl's loop
+    from hepdl.training.losses import objective_for
+    from hepdl.training.optim import build_optimizer  # the same (fused) Adam as hepdl's loop
 
     train = load_splits(config.data, config.task, config.seed)["train"]
 
@@ -174,7 +174,7 @@ def dataloader_rate(config) -> float:
 def evaluation_rate(run_dir: Path) -> float:
     """Events/s of hepdl's prediction (no autograd, batches of 4096) over the training split."""
     from hepdl.data.dataset import load_splits
-    from hepdl.evaluate.predict import predict
+    from hepdl.evaluation.predict import predict
     from hepdl.runs import Run
 
     run = Run.load(run_dir)

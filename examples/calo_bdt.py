@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from hepdl.data.shower_shapes import shower_shapes
-from hepdl.evaluate.baselines import bdt_baseline
+from hepdl.evaluation.baselines import bdt_baseline
 from hepdl.generate.calo import PARTICLES, make_calo
 
 SEEDS_000 = {"Ele": 0.9952, "Pi0": 0.9501, "ChPi": 0.9989, "Gamma": 0.9559}  # best MLP rows

@@ -6,8 +6,8 @@ from hepdl.config import AugmentConfig, config_from_dict
 from hepdl.data import load_splits
 from hepdl.errors import ConfigError
 from hepdl.runs import read_meta
-from hepdl.train import Interrupted, fit
-from hepdl.train.augment import Mirroring, flip_events, mirror_masks
+from hepdl.training import Interrupted, fit
+from hepdl.training.augment import Mirroring, flip_events, mirror_masks
 
 from .conftest import one_error_line, small_config, write_config
 

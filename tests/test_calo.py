@@ -170,7 +170,7 @@ def test_shower_shapes_of_known_images():
 
 def test_make_calo_command_and_a_bdt_sees_the_physics(tmp_path, cli):
     from hepdl.data.shower_shapes import shower_shapes
-    from hepdl.evaluate.baselines import bdt_baseline
+    from hepdl.evaluation.baselines import bdt_baseline
 
     out = tmp_path / "calo.h5"
     result = cli("data", "make", "calo", "--events", 2400, "--out", out, "--seed", 3,

@@ -1,4 +1,4 @@
-"""Cut-based identification and paired bootstrap comparisons (hepdl.evaluate.cuts)."""
+"""Cut-based identification and paired bootstrap comparisons (hepdl.evaluation.cuts)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from hepdl.evaluate.cuts import (
+from hepdl.evaluation.cuts import (
     CutBasedID,
     auc,
     bootstrap_difference,

@@ -7,7 +7,7 @@ import numpy as np
 
 from hepdl import api
 from hepdl.config import config_from_dict
-from hepdl.train.diagnosis import overfitting
+from hepdl.training.diagnosis import overfitting
 
 from .conftest import small_config
 
@@ -107,7 +107,7 @@ def test_overfitting_rule_on_hand_made_curves():
 def test_findings_reach_the_scan_table():
     import optuna
 
-    from hepdl.scan.table import scan_rows
+    from hepdl.scans.table import scan_rows
 
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial({"x": 1.0}, user_attrs={

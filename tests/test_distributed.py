@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from hepdl.runs import Run, load_checkpoint
-from hepdl.train.distributed import Ranks
+from hepdl.training.distributed import Ranks
 
 pytestmark = pytest.mark.slow
 

@@ -178,3 +178,17 @@ def test_electron_id_example_reports_the_network_beside_its_baselines(cli, tmp_p
         l1["auc"]["electron"] - metrics["auc"]["electron"])
     result = cli("evaluate", run, "--image-norm", "l3")
     assert result.exit_code == 2 and "expected l1, l2 or max" in result.output
+
+
+def test_half_of_the_candidates_are_real_for_any_number():
+    from hepdl.generate.electrons import class_blocks
+
+    # a large file keeps the blocks it always had: 256 real, 256 fake, in turn
+    assert class_blocks(4096, 256) == [("zee", 256), ("qcd", 256)] * 8
+    # fewer events than two blocks: still half of each (before, 192 gave 192 real, 0 fake)
+    assert class_blocks(192, 256) == [("zee", 96), ("qcd", 96)]
+    assert class_blocks(301, 100) == [("zee", 100), ("qcd", 100), ("zee", 51), ("qcd", 50)]
+    for events in (1, 2, 7, 300, 513):
+        blocks = class_blocks(events, 256)
+        real = sum(n for process, n in blocks if process == "zee")
+        assert sum(n for _, n in blocks) == events and real == events - events // 2

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from hepdl.evaluate import Predictions, compute_metrics
-from hepdl.evaluate.evaluation import write_plots
-from hepdl.evaluate.metrics import background_rejection
+from hepdl.evaluation import Predictions, compute_metrics
+from hepdl.evaluation.evaluate import write_plots
+from hepdl.evaluation.metrics import background_rejection
 
 
 def three_class(n=3000, seed=0):

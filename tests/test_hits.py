@@ -166,9 +166,9 @@ def test_network_outputs_equal_on_dense_and_hits_batches(lcd_files, tmp_path):
 
 
 def test_training_from_hits_matches_dense_training(lcd_files, tmp_path):
-    from hepdl.evaluate.predict import predict
+    from hepdl.evaluation.predict import predict
     from hepdl.runs import Run
-    from hepdl.train import fit
+    from hepdl.training import fit
 
     dense, hits = lcd_files
     runs = {name: Run.load(fit(lcd_config(path, tmp_path)))
@@ -189,7 +189,7 @@ def test_training_from_hits_matches_dense_training(lcd_files, tmp_path):
 
 
 def test_hits_that_cannot_be_used_fail_clearly(lcd_files, tmp_path):
-    from hepdl.train import fit
+    from hepdl.training import fit
 
     dense, hits = lcd_files
     streamed = lcd_config(hits, tmp_path).model_copy(deep=True)

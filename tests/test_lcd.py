@@ -263,7 +263,7 @@ def test_missing_file(tmp_path):
 
 
 def test_training_on_lcd_files(tmp_path):
-    from hepdl.train import fit
+    from hepdl.training import fit
 
     two = {name: particle_events(name, 20, seed) for seed, name in enumerate(["Ele", "ChPi"])}
     for e in two.values():  # something to learn: the pions leave more in the HCAL
@@ -290,7 +290,7 @@ def test_energy_regression_on_generated_files_in_memory_and_streamed(tmp_path):
     import h5py
 
     from hepdl.generate.calo import make_calo
-    from hepdl.train import fit
+    from hepdl.training import fit
 
     make_calo(tmp_path / "calo.h5", 160, seed=5, block_size=64)
     runs = {}

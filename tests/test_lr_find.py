@@ -7,8 +7,8 @@ import pytest
 
 from hepdl.config import config_from_dict
 from hepdl.errors import ConfigError
-from hepdl.train import fit
-from hepdl.train.lr_find import range_test, write_range_test
+from hepdl.training import fit
+from hepdl.training.lr_find import range_test, write_range_test
 
 from .conftest import small_config
 

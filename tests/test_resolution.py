@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hepdl.evaluate.resolution import (
+from hepdl.evaluation.resolution import (
     calibrated_sum,
     plot_resolution,
     resolution_curve,

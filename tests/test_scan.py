@@ -8,10 +8,10 @@ import pytest
 
 from hepdl.config import config_from_dict
 from hepdl.errors import ConfigError
-from hepdl.scan import run_scan, scan_rows
-from hepdl.scan.runner import open_study
-from hepdl.scan.space import grid
-from hepdl.scan.storage import open_storage, redact
+from hepdl.scans import run_scan, scan_rows
+from hepdl.scans.runner import open_study
+from hepdl.scans.space import grid
+from hepdl.scans.storage import open_storage, redact
 
 from .conftest import one_error_line, write_config
 
@@ -103,6 +103,28 @@ def test_a_diverged_trial_is_failed_with_its_reason(tmp_path, npz_file):
     assert row["status"] == "fail" and row["objective"] is None
 
 
+def test_the_table_of_completed_and_failed_trials_prints(tmp_path, npz_file, cli):
+    space = {"train.lr": {"type": "categorical", "choices": [1e-2, 1e7]}}
+    config = scan_config(tmp_path, npz_file, {"sampler": "grid", "trials": 2, "space": space},
+                         optimizer="sgd")
+    path = write_config(tmp_path / "mixed.yaml", config)
+    result = cli("scan", path)
+    assert result.exit_code == 0, result.output
+    result = cli("scan", "table", path)
+    assert result.exit_code == 0, result.output
+    assert "complete" in result.stdout and "fail" in result.stdout
+    assert "loss became" in result.stdout  # the failed trial's reason
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_without_the_password(tmp_path, npz_file,
+                                                                            cli):
+    path = write_config(tmp_path / "s.yaml", scan_config(tmp_path, npz_file, GRID))
+    line = one_error_line(cli("scan", "table", path, "--storage",
+                              "postgresql+psycopg://hep:s3cret@127.0.0.1:1/scans"))
+    assert "scan.storage: cannot open postgresql+psycopg://hep:***@127.0.0.1:1/scans" in line
+    assert "s3cret" not in line
+
+
 def test_storage_urls_and_grid_needs():
     assert redact("postgresql://hep:s3cret@db.example:5432/scans") == \
         "postgresql://hep:***@db.example:5432/scans"
@@ -145,7 +167,10 @@ def test_the_median_pruner_stops_hopeless_trials(tmp_path, npz_file):
 
 
 @pytest.mark.slow
-def test_a_killed_worker_loses_its_trial_and_the_scan_finishes(tmp_path, npz_file):
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_a_killed_worker_loses_its_trial_and_the_scan_finishes(tmp_path, npz_file, signal_name):
+    """SIGKILL: the next worker finds the trial silent; SIGTERM (a batch job's end): the worker
+    queues the values again itself and stops with exit code 3."""
     import os
     import signal
     import subprocess
@@ -166,14 +191,18 @@ def test_a_killed_worker_loses_its_trial_and_the_scan_finishes(tmp_path, npz_fil
     while not (history.is_file() and len(history.read_text().splitlines()) > 1):
         assert time.monotonic() < deadline and worker.poll() is None
         time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(30)
-    time.sleep(1.5)  # longer than grace_seconds: the trial is silent
+    worker.send_signal(getattr(signal, signal_name))
+    code = worker.wait(60)
+    if signal_name == "SIGTERM":
+        assert code == 3  # stopped cleanly, as an interrupted training
+    else:
+        time.sleep(1.5)  # longer than grace_seconds: the trial is silent
     config = config_from_dict({**raw, "train": {**raw["train"], "epochs": 2}})
     trials = run_scan(config).get_trials()
     lost = [t for t in trials if t.user_attrs.get("lost")]
     assert len(lost) == 1 and lost[0].state.name == "FAIL"
-    assert "worker lost" in lost[0].user_attrs["failure"]
+    reason = "worker lost" if signal_name == "SIGKILL" else "interrupted, values queued again"
+    assert reason in lost[0].user_attrs["failure"]
     done = [t for t in trials if t.state.name == "COMPLETE"]
     assert sorted(t.params["model.width"] for t in done) == ["16", "32", "8"]  # each once
     requeued = [t for t in done if t.user_attrs.get("requeued_from") == lost[0].number]

@@ -257,7 +257,7 @@ def test_training_streamed_matches_in_memory_statistics_and_learns(tmp_path):
                              "label": "label"}, "in_memory": in_memory, "shuffle_buffer_mb": 1},
             preprocess={"x": ["standardize"]},
             train={"epochs": 4, "batch_size": 32, "lr": 1e-2}))
-        from hepdl.train import fit
+        from hepdl.training import fit
 
         runs[in_memory] = fit(config)
     states = {k: torch.load(run / "model.pt", weights_only=True)["model"]
@@ -275,8 +275,8 @@ def test_training_streamed_matches_in_memory_statistics_and_learns(tmp_path):
 
 
 def test_training_streamed_lcd_files_resumes(tmp_path):
-    from hepdl.train import fit
-    from hepdl.train.loop import Interrupted
+    from hepdl.training import fit
+    from hepdl.training.loop import Interrupted
 
     from .test_lcd import particle_events, write_layout
 

@@ -90,7 +90,7 @@ def test_a_changed_grid_does_not_reuse_old_trials(tmp_path, calo_file):
 
 def test_an_interrupted_study_stops_and_resumes_its_trial(tmp_path, calo_file, cli):
     from hepdl.runs import read_meta
-    from hepdl.train import Interrupted
+    from hepdl.training import Interrupted
 
     from .conftest import write_config
 

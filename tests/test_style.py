@@ -17,7 +17,7 @@ def test_ruff_is_clean():
         except ImportError:
             pytest.skip("ruff is not installed (pip install -e '.[test]')")
         ruff = [sys.executable, "-m", "ruff"]
-    folders = ["src", "tests", "benchmarks", "examples"]
+    folders = ["src", "tests", "benchmarks", "examples", "docs"]
     command = ([ruff] if isinstance(ruff, str) else ruff) + ["check", *folders]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

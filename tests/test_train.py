@@ -13,9 +13,9 @@ import torch
 from hepdl.config import OptimizerConfig, ScheduleConfig, config_from_dict
 from hepdl.errors import ConfigError, TrainingError
 from hepdl.runs import Run, read_meta
-from hepdl.train import Interrupted, fit
-from hepdl.train.losses import Objective, class_weight_vector
-from hepdl.train.optim import OPTIMIZERS, build_optimizer, build_schedule, step_schedule
+from hepdl.training import Interrupted, fit
+from hepdl.training.losses import Objective, class_weight_vector
+from hepdl.training.optim import OPTIMIZERS, build_optimizer, build_schedule, step_schedule
 
 from .conftest import ROOT, small_config, write_config
 
@@ -164,7 +164,7 @@ def test_fit_writes_a_complete_checkpointed_run(tmp_path):
 def test_early_stopping_restores_the_best_weights(tmp_path):
     from hepdl.data import load_splits
     from hepdl.data.loader import InMemoryLoader
-    from hepdl.train.loop import validate
+    from hepdl.training.loop import validate
 
     config = config_from_dict(small_config(
         tmp_path, train={"epochs": 40, "lr": 0.05, "optimizer": "sgd",
@@ -316,7 +316,7 @@ def test_binary_bce_run_and_a_repeat_from_the_resolved_config(tmp_path, npz_file
     spec = torch.load(first / "model.pt", weights_only=True)["spec"]
     assert spec["n_outputs"] == 1  # one sigmoid for two classes
     from hepdl.config import load_config
-    from hepdl.evaluate import evaluate_run
+    from hepdl.evaluation import evaluate_run
 
     # two classes shifted by 1 sigma in each of 4 features: optimal AUC = Phi(1) = 0.92
     assert evaluate_run(first)["auc"]["sig"] > 0.85

@@ -115,7 +115,7 @@ def trained(tmp_path, chain):
     and all of x."""
     from hepdl.config import config_from_dict
     from hepdl.data import load_splits
-    from hepdl.train import fit
+    from hepdl.training import fit
 
     data = np.abs(FEATURES).astype(np.float32)
     np.savez(tmp_path / "d.npz", x=data, y=(data[:, 0] > 1).astype(int))

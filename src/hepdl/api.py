@@ -11,19 +11,31 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from hepdl.config import Config, DataConfig, YamlLoader
 from hepdl.errors import ConfigError, HepdlError
 from hepdl.runs import Run, now, update_meta
+from hepdl.scans.result import Scan
+
+Console = Any  #: a ``rich.console.Console``; "auto" makes one, None prints nothing
+
+
+def _console(console: Console | Literal["auto"] | None):
+    """``"auto"``: a rich console on stdout, which a notebook shows inline; None: silent."""
+    if console != "auto":
+        return console
+    from rich.console import Console as RichConsole
+
+    return RichConsole()
 
 
 def _complete(path: Path, console=None) -> Run:
     """Evaluate a trained run on its test split, write the report, mark it completed."""
-    from hepdl.evaluate import evaluate_run, write_report
-    from hepdl.train.tracking import tracker
+    from hepdl.evaluation import evaluate_run, write_report
+    from hepdl.training.tracking import tracker
 
     run = Run.load(path)
     metrics = evaluate_run(run)
@@ -49,7 +61,7 @@ def _rank() -> int:
 
 def _report_failure(run: Path | None) -> None:
     """A failed or interrupted run still gets a report saying so (best effort)."""
-    from hepdl.evaluate import write_report
+    from hepdl.evaluation import write_report
 
     if run is not None and (run / "config.yaml").is_file():
         # best effort: the original error matters more than the report's
@@ -57,19 +69,32 @@ def _report_failure(run: Path | None) -> None:
             write_report(run)
 
 
-def train(config: Config, *, run_dir: str | Path | None = None, console=None,
-          on_epoch=None) -> Run:
-    """Train, evaluate on the test split and report; returns the finished :class:`Run`.
+def train(config: Config, *, run_dir: str | Path | None = None,
+          console: Console | Literal["auto"] | None = "auto", on_epoch=None) -> Run:
+    """Train, evaluate on the test split and report; returns the finished [`Run`][hepdl.runs.Run].
+
+    Parameters
+    ----------
+    config : Config
+        From [`load_config`][hepdl.config.load_config].
+    run_dir : path, optional
+        The run directory; default ``RUNS_DIR/NAME`` (``NAME_2`` ... when taken).
+    console : rich Console, "auto" or None
+        Where the progress bar and one line per epoch go: "auto" prints to the terminal or the
+        notebook, None prints nothing.
+    on_epoch : callable, optional
+        Called with each epoch's row of ``history.csv`` (a dict).
 
     Raises
     ------
-    hepdl.train.Interrupted
-        Stopped cleanly by a signal or time limit; resume with :func:`resume`.
+    hepdl.training.Interrupted
+        Stopped cleanly by a signal or time limit; resume with [`resume`][hepdl.api.resume].
     HepdlError
         Bad data or config, or training failed (the run is marked failed).
     """
-    from hepdl.train import fit
+    from hepdl.training import fit
 
+    console = _console(console)
     try:
         path = fit(config, run_dir=run_dir, console=console, on_epoch=on_epoch)
     except HepdlError as exc:
@@ -79,10 +104,11 @@ def train(config: Config, *, run_dir: str | Path | None = None, console=None,
     return _complete(path, console) if _rank() == 0 else Run.load(path)
 
 
-def resume(run: str | Path, *, console=None) -> Run:
+def resume(run: str | Path, *, console: Console | Literal["auto"] | None = "auto") -> Run:
     """Continue a killed or interrupted run from ``last.pt``, then evaluate and report."""
-    from hepdl.train import fit
+    from hepdl.training import fit
 
+    console = _console(console)
     try:
         path = fit(resume=run, console=console)
     except HepdlError:
@@ -117,7 +143,7 @@ def evaluate(run: str | Path, data: str | Path | DataConfig | None = None, *,
     run's data); ``image_norm`` swaps the norm of the run's per-image normalization. Anything
     but the run's own test split goes to ``RUN/evaluations/<name>/`` with its own plots and
     report, and its metrics hold the ``shift`` of each AUC from the run's own."""
-    from hepdl.evaluate import evaluate_run, write_report
+    from hepdl.evaluation import evaluate_run, write_report
 
     run = Run.load(run)
     if input is not None:
@@ -148,7 +174,7 @@ def evaluate(run: str | Path, data: str | Path | DataConfig | None = None, *,
 
 def report(run: str | Path) -> Path:
     """Rebuild a run's ``report.html`` from its files."""
-    from hepdl.evaluate import write_report
+    from hepdl.evaluation import write_report
 
     return write_report(run)
 
@@ -162,7 +188,7 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
     from hepdl.config import DigitsSource, LcdSource
     from hepdl.data import load_dataset
     from hepdl.errors import KeyNotFoundError
-    from hepdl.evaluate import predict as run_network
+    from hepdl.evaluation import predict as run_network
     from hepdl.export import write_predictions
 
     run = Run.load(run)
@@ -203,7 +229,7 @@ def _predict_streamed(run: Run, data: DataConfig, output: str | Path) -> Path | 
     or scalar inputs."""
     from hepdl.data.streaming import event_files
     from hepdl.errors import DataError, KeyNotFoundError
-    from hepdl.evaluate.predict import predict_files
+    from hepdl.evaluation.predict import predict_files
     from hepdl.export import write_predictions
 
     source = data.source
@@ -224,9 +250,24 @@ def _predict_streamed(run: Run, data: DataConfig, output: str | Path) -> Path | 
     return write_predictions(predict_files(run.network(), events), output)
 
 
+def scan(config: Config, *, workers: int = 1, storage: str | None = None,
+         console: Console | Literal["auto"] | None = "auto") -> Scan:
+    """Run the scan of ``config.scan`` with ``workers`` processes on this machine, to its trial
+    budget (a scan run again goes on where it stopped); returns the
+    [`Scan`][hepdl.scans.result.Scan], whose ``.table()`` is the table of seeds/000.
+
+    ``storage`` is an Optuna storage URL (default: the config's, or a journal file in
+    ``RUNS_DIR/NAME``); workers on other machines join with ``hepdl scan worker``.
+    """
+    from hepdl.scans import run_scan
+
+    study = run_scan(config, workers=workers, storage=storage, console=_console(console))
+    return Scan(config, study)
+
+
 def export_onnx(run: str | Path, out: str | Path, *, check_events: int = 2048):
     """The network of a completed run, preprocessing included, as an ONNX file checked by
-    onnxruntime on the run's test events (:func:`hepdl.export.onnx.export_onnx`)."""
+    onnxruntime on the run's test events (`hepdl.export.onnx.export_onnx`)."""
     from hepdl.export.onnx import export_onnx as export
 
     return export(run, out, check_events=check_events)

@@ -20,20 +20,25 @@ app = typer.Typer(name="hepdl", no_args_is_help=True, add_completion=False,
 data_app = typer.Typer(no_args_is_help=True, help="Inspect and make data files.")
 app.add_typer(data_app, name="data")
 
-_state = {"debug": False}
+_state = {"debug": False, "quiet": False}
 
 
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    console = Console(stderr=stderr)
+    # --quiet: a terminal that does not redraw, so progress bars stay silent
+    interactive = False if _state["quiet"] else None
+    console = Console(stderr=stderr, force_interactive=interactive)
     if not console.is_terminal:  # a log file or a pipe: wide enough for the tables, no wrapping
-        console = Console(stderr=stderr, width=160)
+        console = Console(stderr=stderr, width=160, force_interactive=interactive)
     return console
 
 
 def _fail(message: str, code: int) -> None:
-    _console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # a message may hold [brackets]: hepdl[onnx], lists
+
+    _console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False,
+                                soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -49,11 +54,13 @@ def command(fn):
         except HepdlError as exc:
             if _state["debug"]:
                 raise
-            from hepdl.train.loop import INTERRUPTED_EXIT_CODE, Interrupted
+            from hepdl.training.loop import INTERRUPTED_EXIT_CODE, Interrupted
 
             if isinstance(exc, Interrupted):
-                _console(stderr=True).print(f"[yellow]stopped:[/] {exc}", highlight=False,
-                                            soft_wrap=True)
+                from rich.markup import escape
+
+                _console(stderr=True).print(f"[yellow]stopped:[/] {escape(str(exc))}",
+                                            highlight=False, soft_wrap=True)
                 raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
             _fail(str(exc), 2)
 
@@ -61,9 +68,13 @@ def command(fn):
 
 
 @app.callback()
-def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False):
+def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+         quiet: Annotated[bool, typer.Option(
+             "--quiet", "-q", help="No progress bars (for logs and notebook shell cells).")]
+         = False):
     """hepdl: prepare data, train and evaluate networks, scan hyperparameters."""
     _state["debug"] = debug
+    _state["quiet"] = quiet
 
 
 @app.command()
@@ -125,7 +136,7 @@ def lr_find(
     """The learning-rate range test: loss vs an exponentially growing rate, the rate at which
     training explodes and a tenth of it (seeds/004), which train.lr: auto uses."""
     from hepdl.config import load_config
-    from hepdl.train.lr_find import range_test, write_range_test
+    from hepdl.training.lr_find import range_test, write_range_test
 
     loaded = load_config(config, set_)
     result = range_test(loaded, start=start, end=end, steps=steps)
@@ -201,14 +212,13 @@ def scan_run(
     set_: Annotated[list[str], typer.Option("--set", help="Override a field.")] = [],  # noqa: B006
 ):
     """Run a scan (the same as hepdl scan CONFIG)."""
+    from hepdl import api
     from hepdl.cli_output import print_study
     from hepdl.config import load_config
-    from hepdl.scan import run_scan, scan_rows
 
-    loaded = load_config(config, set_)
     console = _console()
-    study = run_scan(loaded, workers=workers, storage=storage, console=console)
-    print_study(console, scan_rows(study, loaded.scan.columns), [])
+    scan = api.scan(load_config(config, set_), workers=workers, storage=storage, console=console)
+    print_study(console, scan.rows(), [])
 
 
 @scan_app.command("worker")
@@ -220,7 +230,7 @@ def scan_worker(
 ):
     """One worker of a shared scan (one batch-system job): take trials until the budget."""
     from hepdl.config import load_config
-    from hepdl.scan import run_worker
+    from hepdl.scans import run_worker
 
     loaded = load_config(config)
     if loaded.scan is None:
@@ -239,16 +249,12 @@ def scan_table(
     """The table of seeds/000 for a scan: trial, model, per-class AUC, values, status."""
     from hepdl.cli_output import print_study
     from hepdl.config import load_config
-    from hepdl.scan import scan_rows
-    from hepdl.scan.runner import open_study
+    from hepdl.scans.result import Scan
 
-    loaded = load_config(config)
-    if loaded.scan is None:
-        _fail(f"{config}: no scan section", 2)
-    rows = scan_rows(open_study(loaded, storage), loaded.scan.columns, sort)
+    rows = Scan.load(load_config(config), storage).rows(sort)
     print_study(_console(), rows, [])
     if out is not None:
-        from hepdl.scan.table import write_table
+        from hepdl.scans.table import write_table
 
         _console().print(f"wrote {write_table(rows, out)}")
 
@@ -262,19 +268,9 @@ def scan_report(
     """Plots of a scan: objective vs each parameter, parallel coordinates, importance, and the
     best trials' ROC curves; with the table as table.md, table.csv and table.html."""
     from hepdl.config import load_config
-    from hepdl.scan import scan_rows
-    from hepdl.scan.report import write_scan_report
-    from hepdl.scan.runner import open_study
-    from hepdl.scan.table import write_table
+    from hepdl.scans.result import Scan
 
-    loaded = load_config(config)
-    if loaded.scan is None:
-        _fail(f"{config}: no scan section", 2)
-    study = open_study(loaded, storage)
-    out = Path(loaded.runs_dir) / loaded.name / "report"
-    rows = scan_rows(study, loaded.scan.columns)
-    written = [write_table(rows, out / f"table{suffix}") for suffix in (".md", ".csv", ".html")]
-    written += write_scan_report(loaded, study, out)
+    written = Scan.load(load_config(config), storage).report()
     _console().print("wrote " + ", ".join(str(p) for p in written), soft_wrap=True)
 
 

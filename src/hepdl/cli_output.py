@@ -47,6 +47,14 @@ def print_summaries(console, path, summaries) -> None:
     console.print(table)
 
 
+def _cell(value: Any, key: str) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if key.endswith("_AUC") else f"{value:.1f}"
+    return str(value)
+
+
 def print_study(console, rows: list[dict[str, Any]], summary: list[str]) -> None:
     """The seeds/000 table, best first, and which setting won."""
     from rich.table import Table
@@ -55,14 +63,15 @@ def print_study(console, rows: list[dict[str, Any]], summary: list[str]) -> None
         return
     # seeds/000's columns: the model (its grid values), the per-class AUCs, epochs; the grid
     # values have their own columns in table.csv and table.md
-    shown = [k for k in rows[0] if k.endswith("_AUC")] + ["epochs", "seconds", "status"]
+    # the AUC columns of any row: a failed trial has none
+    aucs = list(dict.fromkeys(k for row in rows for k in row if k.endswith("_AUC")))
+    shown = aucs + ["epochs", "seconds", "status"]
     table = Table(title="study (best first)")
     table.add_column("model")
     for key in shown:
         table.add_column(key, justify="right")
     for row in rows:
-        cells = [f"{row[k]:.4f}" if isinstance(row[k], float) and k.endswith("_AUC")
-                 else str(row[k]) for k in shown]
+        cells = [_cell(row.get(k), k) for k in shown]
         table.add_row(row["model"], *cells)
     console.print(table)
     for row in rows:

@@ -41,7 +41,7 @@ class DigitsSource(Section):
     Labels: the digit.
     """
 
-    kind: Literal["digits"]
+    kind: Literal["digits"] = Field(description="Source kind: scikit-learn's bundled digits.")
     images: bool = Field(default=False, description="Pixels as 8x8 images (for a CNN).")
 
 
@@ -80,25 +80,25 @@ class FileSource(Section):
 class NpzSource(FileSource):
     """NumPy ``.npz`` archives; keys are array names."""
 
-    kind: Literal["npz"]
+    kind: Literal["npz"] = Field(description="Source kind: NumPy .npz archives.")
 
 
 class Hdf5Source(FileSource):
     """HDF5 files read with h5py; keys are dataset paths such as ``ECAL`` or ``Event/energy``."""
 
-    kind: Literal["hdf5"]
+    kind: Literal["hdf5"] = Field(description="Source kind: HDF5 files.")
 
 
 class TableSource(FileSource):
     """Parquet or CSV tables (by suffix); keys are column names."""
 
-    kind: Literal["table"]
+    kind: Literal["table"] = Field(description="Source kind: Parquet or CSV tables.")
 
 
 class RootSource(FileSource):
     """A flat ROOT TTree read with uproot; keys are branch names."""
 
-    kind: Literal["root"]
+    kind: Literal["root"] = Field(description="Source kind: ROOT TTrees.")
     tree: str = Field(description="Name of the TTree in each file.")
 
 
@@ -120,7 +120,7 @@ class LcdSource(Section):
     ``class_names``.
     """
 
-    kind: Literal["lcd"]
+    kind: Literal["lcd"] = Field(description="Source kind: LCD calorimeter images.")
     layout: LcdLayout = Field(description="Key layout of the files: v1, v2, v3, v4 or merged.")
     files: PathSpec | dict[str, PathSpec] = Field(
         description="Files, globs or lists, read in order; or class name -> files (v1: the class "
@@ -192,9 +192,13 @@ STREAMING_KINDS = ("hdf5", "lcd")
 class SplitConfig(Section):
     """How events are split: by fractions with the run's seed, or by separate files."""
 
-    train: float = Field(default=0.7, gt=0, lt=1)
-    val: float = Field(default=0.15, ge=0, lt=1)
-    test: float = Field(default=0.15, gt=0, lt=1)
+    train: float = Field(
+        default=0.7, gt=0, lt=1, description="Fraction of the events for training.")
+    val: float = Field(
+        default=0.15, ge=0, lt=1,
+        description="Fraction for validation (early stopping, learning-rate plateaus).")
+    test: float = Field(
+        default=0.15, gt=0, lt=1, description="Fraction for the test metrics and plots.")
     files: dict[Literal["train", "val", "test"], PathSpec] | None = Field(
         default=None, description="Separate files per split, replacing the source's path."
     )
@@ -211,8 +215,11 @@ class SplitConfig(Section):
 
 
 class DataConfig(Section):
-    source: Source
-    split: SplitConfig = Field(default_factory=SplitConfig)
+    """The events: where they come from, how they are split, whether they fit in memory."""
+
+    source: Source = Field(description="Where the events come from; the kind picks the reader.")
+    split: SplitConfig = Field(
+        default_factory=SplitConfig, description="Train / validation / test split.")
     nonfinite: Literal["error", "drop"] = Field(
         default="error", description="NaN/Inf in inputs: stop with an error, or drop those events."
     )
@@ -258,40 +265,48 @@ Init = Literal["glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "no
 class MLPConfig(Section):
     """A multi-layer perceptron on the flattened, concatenated inputs (CaloDNN's classifier)."""
 
-    name: Literal["mlp"] = "mlp"
-    width: int = Field(default=128, ge=1)
+    name: Literal["mlp"] = Field(default="mlp", description="Model kind: mlp.")
+    width: int = Field(default=128, ge=1, description="Units of each hidden layer.")
     depth: int = Field(default=2, ge=0, description="Number of hidden layers.")
-    activation: Activation = "relu"
+    activation: Activation = Field(default="relu", description="Activation of the hidden layers.")
     init: Init = Field(
         default="he_normal",
         description="Glorot for tanh-like, He for ReLU-like activations (seeds/002); normal is the "
         "naive N(0,1); default keeps PyTorch's.",
     )
-    dropout: float = Field(default=0.0, ge=0, lt=1)
-    batch_norm: bool = False
+    dropout: float = Field(
+        default=0.0, ge=0, lt=1, description="Dropout probability after each hidden layer.")
+    batch_norm: bool = Field(
+        default=False, description="Batch normalization before each activation.")
 
 
 class CNNConfig(Section):
     """A convolutional network on one image input (2D towers, or the 3D ECAL volume), the other
     inputs merged before the dense head (seeds/003's baseline: channels [64, 64, 64], dims 2)."""
 
-    name: Literal["cnn"]
+    name: Literal["cnn"] = Field(description="Model kind: cnn.")
     image_input: str | None = Field(
         default=None, description="The input convolved; default: the first with 2+ axes.")
     dims: Literal[2, 3] = Field(default=3, description="2D or 3D convolutions.")
     channels: list[int] = Field(default_factory=lambda: [8, 16], min_length=1,
                                 description="Filters of each [Conv, BatchNorm?, act, Pool] block.")
-    kernel_size: int = Field(default=3, ge=1)
-    pool: Literal["max", "avg"] = "max"
-    batch_norm: bool = True
+    kernel_size: int = Field(
+        default=3, ge=1, description="Convolution kernel size along each image axis.")
+    pool: Literal["max", "avg"] = Field(
+        default="max", description="Pooling after each convolution block.")
+    batch_norm: bool = Field(
+        default=True, description="Batch normalization after each convolution.")
     global_pool: Literal["flatten", "max", "avg", "max_avg"] = Field(
         default="flatten", description="How conv features reach the head; max_avg concatenates "
         "global max and average pooling (seeds/003's variant).")
-    dense_width: int = Field(default=128, ge=1)
-    dense_depth: int = Field(default=1, ge=0)
-    activation: Activation = "relu"
-    init: Init = "he_normal"
-    dropout: float = Field(default=0.0, ge=0, lt=1)
+    dense_width: int = Field(
+        default=128, ge=1, description="Units of each hidden layer of the dense head.")
+    dense_depth: int = Field(default=1, ge=0, description="Hidden layers of the dense head.")
+    activation: Activation = Field(
+        default="relu", description="Activation of the convolutions and the head.")
+    init: Init = Field(default="he_normal", description="Weight initialization (see the MLP's).")
+    dropout: float = Field(
+        default=0.0, ge=0, lt=1, description="Dropout probability in the dense head.")
 
 
 ModelConfig = Annotated[MLPConfig | CNNConfig, Field(discriminator="name")]
@@ -307,8 +322,13 @@ OptimizerName = Literal[
 class OptimizerConfig(Section):
     """A torch.optim optimizer by name; ``options`` go to its constructor (momentum, betas, ...)."""
 
-    name: OptimizerName = "adam"
-    options: dict[str, Any] = Field(default_factory=dict)
+    name: OptimizerName = Field(
+        default="adam",
+        description="torch.optim optimizer; momentum and nesterov are SGD with momentum 0.9 "
+        "(Nesterov's for nesterov), amsgrad is Adam's AMSGrad variant.")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments of the optimizer (momentum, betas, eps, weight_decay ...).")
 
 
 class ScheduleConfig(Section):
@@ -318,12 +338,15 @@ class ScheduleConfig(Section):
     ``min_lr``, or reduce-on-plateau of the validation loss.
     """
 
-    name: Literal["constant", "time", "step", "exponential", "cosine", "plateau"] = "constant"
+    name: Literal["constant", "time", "step", "exponential", "cosine", "plateau"] = Field(
+        default="constant",
+        description="Decay of the learning rate per epoch.")
     k: float = Field(default=0.1, ge=0, description="time: decay constant k.")
     tau: float = Field(default=10.0, gt=0, description="step: epochs per step; exponential: scale.")
     gamma: float = Field(default=0.5, gt=0, le=1, description="step/plateau: factor per step.")
     patience: int = Field(default=3, ge=0, description="plateau: epochs without improvement.")
-    min_lr: float = Field(default=0.0, ge=0)
+    min_lr: float = Field(
+        default=0.0, ge=0, description="cosine: the final rate; plateau: the lowest rate.")
 
     @model_validator(mode="after")
     def _options_of_the_schedule(self) -> ScheduleConfig:
@@ -341,9 +364,13 @@ class ScheduleConfig(Section):
 
 
 class EarlyStoppingConfig(Section):
+    """Stop training when the validation loss has not improved for ``patience`` epochs."""
+
     patience: int = Field(default=5, ge=1, description="Epochs without val-loss improvement.")
-    restore_best: bool = True
-    min_delta: float = Field(default=0.0, ge=0)
+    restore_best: bool = Field(
+        default=True, description="Keep the weights of the best validation epoch.")
+    min_delta: float = Field(
+        default=0.0, ge=0, description="Smallest val-loss decrease that counts as improvement.")
 
 
 class AugmentConfig(Section):
@@ -384,8 +411,11 @@ class AugmentConfig(Section):
 
 
 class TrainConfig(Section):
-    epochs: int = Field(default=30, ge=1)
-    batch_size: int = Field(default=128, ge=1)
+    """The training loop: epochs, batches, optimizer, schedule, loss, regularization,
+    checkpoints, device and health monitoring."""
+
+    epochs: int = Field(default=30, ge=1, description="Passes over the training split.")
+    batch_size: int = Field(default=128, ge=1, description="Events per training step.")
     lr: float | Literal["auto"] = Field(
         default=1e-3, description="Learning rate, or auto: a tenth of the rate at which the "
         "range test (hepdl lr-find) sees training explode, found before the first epoch.")
@@ -402,18 +432,27 @@ class TrainConfig(Section):
         if number <= 0:
             raise ValueError(f"the learning rate must be positive, got {value}")
         return number
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    optimizer: OptimizerConfig = Field(
+        default_factory=OptimizerConfig,
+        description="The optimizer: a name (adam) or {name, options}.")
+    schedule: ScheduleConfig = Field(
+        default_factory=ScheduleConfig,
+        description="The learning-rate schedule: a name (cosine) or its section.")
     loss: Literal["cross_entropy", "bce", "mse"] = Field(
         default="cross_entropy", description="mse makes the task a regression."
     )
-    class_weights: Literal["balanced"] | list[float] | dict[str, float] | None = None
+    class_weights: Literal["balanced"] | list[float] | dict[str, float] | None = Field(
+        default=None,
+        description="Weights of the classes in the loss: balanced (inverse frequency), a list in "
+        "class order, or class name -> weight.")
     l1: float = Field(default=0.0, ge=0, description="L1 penalty on weights (not biases).")
     l2: float = Field(default=0.0, ge=0, description="L2 penalty on weights (not biases).")
     gradient_penalty: float = Field(
         default=0.0, ge=0, description="lambda of lambda ||d output / d input||^2 per event "
         "(seeds/002): the network is asked to vary smoothly with its inputs.")
-    early_stopping: EarlyStoppingConfig | None = None
+    early_stopping: EarlyStoppingConfig | None = Field(
+        default=None,
+        description="Stop when the validation loss stops improving; default: train every epoch.")
     time_limit: float | None = Field(
         default=None, gt=0, description="Wall seconds; then checkpoint and stop, resumable."
     )
@@ -454,7 +493,9 @@ class ResolutionConfig(Section):
     """Energy resolution of a regression in bins of the true energy, fitted with
     a/sqrt(E) + b + c/E, beside the calibrated sum of all input cells (the raw baseline)."""
 
-    bins: list[float] = Field(default_factory=lambda: [10, 30, 60, 100, 150, 250, 350, 510])
+    bins: list[float] = Field(
+        default_factory=lambda: [10, 30, 60, 100, 150, 250, 350, 510],
+        description="Edges of the true-energy bins (GeV).")
     compare_sum: bool = Field(default=True, description="Also the calibrated cell sum.")
 
 
@@ -478,6 +519,8 @@ class BaselinesConfig(Section):
 
 
 class EvaluateConfig(Section):
+    """What the test split is evaluated for: rejections, bins, baselines, resolution."""
+
     baselines: BaselinesConfig | None = Field(
         default=None, description="Baselines on engineered features, in the same report.")
     bins: dict[str, list[float]] = Field(
@@ -492,6 +535,10 @@ class EvaluateConfig(Section):
         default_factory=lambda: [0.5, 0.9],
         description="Signal efficiencies at which background rejection is reported.",
     )
+    plots: bool = Field(
+        default=True, description="Write the figures (plots/*.png, in report.html). false for "
+        "quick exploratory runs: the metrics are the same, and a notebook still draws them with "
+        "run.plot_roc() and run.plot_outputs().")
 
     @field_validator("bins")
     @classmethod
@@ -541,10 +588,14 @@ class StudyConfig(Section):
 class ParameterSpec(Section):
     """One dimension of a search space: categorical choices, or an int or float range."""
 
-    type: Literal["categorical", "int", "float"]
-    choices: list[Any] | None = None
-    low: float | None = None
-    high: float | None = None
+    type: Literal["categorical", "int", "float"] = Field(
+        description="categorical (choices), int or float (low, high).")
+    choices: list[Any] | None = Field(
+        default=None,
+        description="The values of a categorical parameter (any YAML value: a preprocessing chain "
+        "too).")
+    low: float | None = Field(default=None, description="Lower end of an int or float range.")
+    high: float | None = Field(default=None, description="Upper end of an int or float range.")
     step: float | None = Field(default=None, gt=0, description="Grid step of a range.")
     log: bool = Field(default=False, description="Draw on a log scale (learning rates).")
 
@@ -565,10 +616,13 @@ class ScanConfig(Section):
 
     space: dict[str, ParameterSpec] = Field(
         min_length=1, description="Dotted field path -> parameter, e.g. model.width.")
-    sampler: Literal["grid", "random", "tpe", "gp", "cmaes"] = "tpe"
+    sampler: Literal["grid", "random", "tpe", "gp", "cmaes"] = Field(
+        default="tpe",
+        description="grid (every point), random, tpe (Bayesian), gp (Gaussian process) or cmaes.")
     objective: str = Field(default="mean_auc", description="A test metric: mean_auc, accuracy, "
                            "auc.Pi0 (one class's AUC), relative_resolution ...")
-    direction: Literal["maximize", "minimize"] = "maximize"
+    direction: Literal["maximize", "minimize"] = Field(
+        default="maximize", description="Whether the objective is maximized or minimized.")
     pruner: Literal["none", "median", "hyperband"] = Field(
         default="none", description="Stop unpromising trials early on their validation metric.")
     grace_seconds: float = Field(
@@ -606,19 +660,26 @@ class TrackingConfig(Section):
 class Config(Section):
     """A whole study: data, preprocessing, model, training and evaluation."""
 
-    name: str = Field(default="run", pattern=r"^[A-Za-z0-9_.+-]+$")
-    seed: int = Field(default=1, ge=0)
+    name: str = Field(
+        default="run", pattern=r"^[A-Za-z0-9_.+-]+$",
+        description="Name of the run (its directory under runs_dir).")
+    seed: int = Field(
+        default=1, ge=0, description="Seed of the split, initialization and batch order.")
     runs_dir: str = Field(default="runs", description="Where run directories are created.")
-    data: DataConfig
+    data: DataConfig = Field(description="The events: source, split, streaming.")
     preprocess: dict[str, list[TransformSpec]] = Field(
         default_factory=dict, description="Input name -> chain of transforms fitted on train."
     )
-    model: ModelConfig = Field(default_factory=MLPConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    model: ModelConfig = Field(default_factory=MLPConfig, description="The network: mlp or cnn.")
+    train: TrainConfig = Field(
+        default_factory=TrainConfig,
+        description="Optimizer, schedule, regularization and the loop.")
+    evaluate: EvaluateConfig = Field(
+        default_factory=EvaluateConfig, description="Test metrics, bins, baselines.")
     study: StudyConfig | None = Field(default=None, description="hepdl study: the grid.")
     scan: ScanConfig | None = Field(default=None, description="hepdl scan: the search.")
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig, description="TensorBoard and MLflow logging.")
 
     @field_validator("model", mode="before")
     @classmethod
@@ -689,28 +750,39 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set dotted keys in a nested dict (a copy); intermediate sections are created."""
+def _set_path(raw: dict[str, Any], keys: list[str], value: Any, where: str) -> None:
+    """Set ``raw[k1][k2]...[kn] = value``, creating missing sections."""
+    node = raw
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(where, f"{'.'.join(keys[: depth + 1])} is {child!r}, not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str],
+                    fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Set dotted keys in a nested dict (a copy): ``overrides`` as ``--set`` texts
+    (``train.lr=3e-4``, the value parsed as YAML), ``fields`` as Python values by path with
+    ``__`` for the dot (``train__lr=3e-4``)."""
     import copy
 
     raw = copy.deepcopy(raw)
     for text in overrides:
         keys, value = parse_override(text)
-        node = raw
-        for depth, key in enumerate(keys[:-1]):
-            child = node.get(key)
-            if child is None:
-                child = node[key] = {}
-            if not isinstance(child, dict):
-                where = ".".join(keys[: depth + 1])
-                raise ConfigError(f"--set {'.'.join(keys)}", f"{where} is {child!r}, not a section")
-            node = child
-        node[keys[-1]] = value
+        _set_path(raw, keys, value, f"--set {'.'.join(keys)}")
+    for name, value in (fields or {}).items():
+        _set_path(raw, name.split("__"), value, name.replace("__", "."))
     return raw
 
 
-def config_from_dict(raw: dict[str, Any], overrides: list[str] = (), origin: str = "") -> Config:
-    """Validate a config dict (with ``--set`` overrides) into a :class:`Config`.
+def config_from_dict(raw: dict[str, Any], overrides: list[str] = (), origin: str = "",
+                     fields: dict[str, Any] | None = None) -> Config:
+    """Validate a config dict (with ``--set`` overrides and field values) into a
+    [`Config`][hepdl.config.Config].
 
     Raises
     ------
@@ -722,22 +794,40 @@ def config_from_dict(raw: dict[str, Any], overrides: list[str] = (), origin: str
     try:
         # Validate first so shorthands (optimizer: adam) are expanded before overrides land.
         config = Config.model_validate(raw)
-        if overrides:
-            raw = apply_overrides(config.model_dump(mode="json"), list(overrides))
+        if overrides or fields:
+            raw = apply_overrides(config.model_dump(mode="json"), list(overrides), fields)
             config = Config.model_validate(raw)
     except ValidationError as exc:
         raise _error_line(exc, origin) from None
     return config
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
-    """Read a YAML config file, apply ``--set`` overrides and validate.
+def load_config(path: str | Path | dict[str, Any], overrides: list[str] = (),
+                **fields: Any) -> Config:
+    """Read a YAML config file (or a run directory's, or take a dict), apply overrides and
+    validate.
+
+    Parameters
+    ----------
+    path : path or dict
+        A YAML file, a run directory (its ``config.yaml``), or the config as a dict.
+    overrides : list of str
+        ``--set`` texts, ``"train.lr=3e-4"``; values are parsed as YAML.
+    **fields
+        Field values by dotted path with ``__`` for the dot: ``train__lr=3e-4``,
+        ``model__width=256``, ``data__source__path="calo.h5"``.
 
     Raises
     ------
     ConfigError
         The file is missing or not YAML, or a field is invalid.
+
+    Example
+    -------
+    >>> config = load_config("examples/digits.yaml", train__epochs=5, name="digits-short")
     """
+    if isinstance(path, dict):
+        return config_from_dict(path, overrides, origin="config", fields=fields)
     path = Path(path)
     if path.is_dir():
         path = path / "config.yaml"
@@ -750,7 +840,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
         where = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", exc)
         raise ConfigError(str(path), f"not valid YAML{where}: {problem}") from None
-    return config_from_dict(raw or {}, overrides, origin=str(path))
+    return config_from_dict(raw or {}, overrides, origin=str(path), fields=fields)
 
 
 def dump_config(config: Config) -> str:

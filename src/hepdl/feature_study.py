@@ -50,7 +50,7 @@ def _bdt_scores(train, test, name: str, seed: int) -> np.ndarray:
 
 
 def _network_scores(run: Path, test) -> np.ndarray:
-    from hepdl.evaluate.predict import predict
+    from hepdl.evaluation.predict import predict
     from hepdl.runs import Run
 
     scores = predict(Run.load(run).network(), test).scores
@@ -59,7 +59,7 @@ def _network_scores(run: Path, test) -> np.ndarray:
 
 def _auc_error(is_signal: np.ndarray, score: np.ndarray, n_boot: int, seed: int) -> float:
     """Standard deviation of the AUC over bootstrap resamplings of the test events."""
-    from hepdl.evaluate.cuts import auc
+    from hepdl.evaluation.cuts import auc
 
     rng = np.random.default_rng(seed)
     values = []
@@ -73,7 +73,7 @@ def run_feature_study(config: Config, *, out: Path | None = None, n_boot: int = 
                       console=None) -> dict[str, Any]:
     """Train the network and a BDT on each feature set; write and return the AUC table."""
     from hepdl.data.dataset import load_splits
-    from hepdl.evaluate.cuts import auc, bootstrap_difference
+    from hepdl.evaluation.cuts import auc, bootstrap_difference
     from hepdl.study import Trial, train_or_resume
 
     sets = config.study.feature_sets if config.study is not None else {}

@@ -19,7 +19,7 @@ import torch
 
 from hepdl.config import Config
 from hepdl.runs import atomic_write
-from hepdl.train.health import RECTIFIERS, SATURATING
+from hepdl.training.health import RECTIFIERS, SATURATING
 
 SCHEMES = ("glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "normal")
 
@@ -97,7 +97,7 @@ def table_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def write_init_study(result: dict[str, Any], out: Path) -> None:
-    from hepdl.evaluate.plots import save_figure
+    from hepdl.evaluation.plots import save_figure
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "init.json", json.dumps(result, indent=2) + "\n")
@@ -106,7 +106,7 @@ def write_init_study(result: dict[str, Any], out: Path) -> None:
 
 
 def plot_init_study(rows: list[dict[str, Any]]):
-    from hepdl.evaluate.plots import _figure, _style
+    from hepdl.evaluation.plots import _figure, _style
 
     with _style():
         fig, axes = _figure(2, 1, size=(6.5, 5.5))

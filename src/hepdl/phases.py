@@ -96,7 +96,7 @@ def finite_size_fit(sizes: Sequence[int], crossings: Sequence[float]) -> dict[st
 def phase_curve(run_path: Path, data_file: Path, size: int) -> PhaseCurve:
     """Score every configuration of ``data_file`` with a trained run (no temperature selection)."""
     from hepdl.data import load_dataset
-    from hepdl.evaluate.predict import predict
+    from hepdl.evaluation.predict import predict
     from hepdl.runs import Run
 
     run = Run.load(run_path)
@@ -169,7 +169,7 @@ def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out
 
 
 def write_phase_study(result: dict, out: Path) -> None:
-    from hepdl.evaluate.plots import save_figure
+    from hepdl.evaluation.plots import save_figure
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "phases.json", json.dumps(result, indent=2) + "\n")
@@ -190,7 +190,7 @@ def write_phase_study(result: dict, out: Path) -> None:
 
 def plot_ordered_probability(curves: list[dict]):
     """Mean network output P(ordered) against temperature, one curve per lattice size."""
-    from hepdl.evaluate.plots import _figure, _style
+    from hepdl.evaluation.plots import _figure, _style
 
     with _style():
         fig, axes = _figure()
@@ -210,7 +210,7 @@ def plot_ordered_probability(curves: list[dict]):
 
 def plot_finite_size(curves: list[dict], fit: dict):
     """T_c(L) against 1/L with the straight-line fit extrapolated to 1/L = 0."""
-    from hepdl.evaluate.plots import _figure, _style
+    from hepdl.evaluation.plots import _figure, _style
 
     crossed = [c for c in curves if c["crossing"] is not None]
     x = np.array([1.0 / c["size"] for c in crossed])

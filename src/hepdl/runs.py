@@ -154,6 +154,7 @@ class Run:
         self.path = Path(path)
         self.config = config
         self._checkpoints: dict[str, dict[str, Any]] = {}
+        self._predictions = None
 
     @classmethod
     def load(cls, path: str | Path) -> Run:
@@ -198,6 +199,98 @@ class Run:
         network = Network(state["spec"])
         network.load_state_dict(state["model"])
         return network.eval()
+
+    # ------------------------------------------------------------------ notebook use
+
+    def evaluate(self, data: str | Path | Any = None, *, input: str | Path | None = None,
+                 image_norm: str | None = None) -> dict[str, Any]:
+        """Metrics of the run on its test split, or with frozen weights on other data (a YAML
+        data section or a `DataConfig`) or on another file laid out like
+        the run's data; see [`hepdl.evaluate`][hepdl.api.evaluate]."""
+        from hepdl.api import evaluate
+
+        self._predictions = None
+        return evaluate(self.path, data, input=input, image_norm=image_norm)
+
+    def predict(self, arrays: Any, batch_size: int = 4096):
+        """Scores of events given as arrays: a dict input name -> (N, ...) array, or one array
+        for a network with one input. Returns (N, n_classes) class probabilities, or (N,)
+        regression values, as a NumPy array. Preprocessing is inside the network."""
+        import numpy as np
+
+        from hepdl.data.dataset import Dataset
+        from hepdl.evaluation.predict import predict
+
+        names = list(self.spec["input_shapes"])
+        if not isinstance(arrays, dict):
+            if len(names) != 1:
+                raise DataError("arrays", f"the network takes {len(names)} inputs {names}; "
+                                          "give a dict of arrays by input name")
+            arrays = {names[0]: arrays}
+        missing = [name for name in names if name not in arrays]
+        if missing:
+            raise DataError("arrays", f"no array for the input(s) {missing}; the network takes "
+                                      f"{names}")
+        inputs = {name: np.asarray(arrays[name], dtype=np.float32) for name in names}
+        for name, shape in self.spec["input_shapes"].items():
+            if inputs[name].shape[1:] != tuple(shape):
+                raise DataError(f"arrays[{name!r}]", f"events of shape {inputs[name].shape[1:]}, "
+                                                     f"expected {tuple(shape)}")
+        return predict(self.network(), Dataset(inputs, None), batch_size).scores
+
+    def predictions(self):
+        """The network's scores on the run's test split, with labels and observers
+        ([`Predictions`][hepdl.evaluation.predict.Predictions]); computed once."""
+        if self._predictions is None:
+            from hepdl.data import load_splits
+            from hepdl.evaluation.predict import predict
+
+            test = load_splits(self.config.data, self.config.task, self.config.seed)["test"]
+            self._predictions = predict(self.network(), test)
+        return self._predictions
+
+    def plot_roc(self):
+        """ROC curves of the test split (background rejection vs signal efficiency), a
+        matplotlib Figure."""
+        from hepdl.evaluation.plots import plot_roc
+
+        _show_figures_inline()
+        return plot_roc(self.predictions(), self.metrics.get("auc"))
+
+    def plot_outputs(self):
+        """The network output of each class per true class, on the test split."""
+        from hepdl.evaluation.plots import plot_outputs
+
+        _show_figures_inline()
+        return plot_outputs(self.predictions())
+
+    def plot_history(self):
+        """Loss, accuracy and learning rate per epoch."""
+        from hepdl.evaluation.plots import plot_history
+
+        _show_figures_inline()
+        return plot_history(self.history.to_dict("records"))
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, status={self.meta.get('status')!r})"
+
+
+def _show_figures_inline() -> None:
+    """In IPython, show a returned matplotlib Figure as an image; hepdl never touches pyplot,
+    and IPython only registers the Figure formatter when pyplot's inline backend starts."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):  # a terminal IPython has no inline images
+        return
+    from matplotlib.figure import Figure
+
+    if Figure not in shell.display_formatter.formatters["image/png"].type_printers:
+        shell.run_line_magic("matplotlib", "inline")
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 from hepdl.config import Config, config_from_dict
 from hepdl.errors import HepdlError
 from hepdl.runs import atomic_write
-from hepdl.train.loop import Interrupted
+from hepdl.training.loop import Interrupted
 
 
 @dataclass
@@ -260,7 +260,7 @@ def write_study(config: Config, results: list[Trial], out: Path) -> None:
         "name": config.name, "metric": config.study.metric, "summary": summary, "rows": rows},
         indent=2, default=str) + "\n")
     if any(t.status == "completed" for t in results):
-        from hepdl.evaluate.plots import save_figure
+        from hepdl.evaluation.plots import save_figure
 
         save_figure(plot_auc_by_trial(rows), out / "auc_by_trial.png")
 
@@ -283,7 +283,7 @@ def plot_auc_by_trial(rows: list[dict[str, Any]]):
     import numpy as np
     from matplotlib.ticker import MaxNLocator
 
-    from hepdl.evaluate.plots import _figure, _style
+    from hepdl.evaluation.plots import _figure, _style
 
     done = [r for r in rows if r["status"] == "completed"]
     classes = [k for k in done[0] if k.endswith("_AUC")] if done else []

@@ -31,7 +31,7 @@ class InMemoryLoader:
         Draw a new permutation each epoch (training) or keep file order (evaluation).
     seed : int
         Seed of the permutations.
-    ranks : hepdl.train.distributed.Ranks, optional
+    ranks : hepdl.training.distributed.Ranks, optional
         In data-parallel training, this rank's part of each batch is yielded (every rank draws
         the same permutation).
     """

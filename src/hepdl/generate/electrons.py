@@ -331,10 +331,24 @@ def efficiencies(totals: dict[str, dict]) -> dict[str, float]:
     return out
 
 
+def class_blocks(events: int, block_size: int) -> list[tuple[str, int]]:
+    """(process, candidates) of each generator block: half of the events real (``zee``, the odd
+    one too) and half fake (``qcd``), in blocks of at most ``block_size`` taking turns."""
+    left = {"zee": events - events // 2, "qcd": events // 2}
+    blocks = []
+    while any(left.values()):
+        for process in ("zee", "qcd"):
+            size = min(block_size, left[process])
+            if size:
+                blocks.append((process, size))
+                left[process] -= size
+    return blocks
+
+
 def make_electrons(out: str | Path, events: int, *, seed: int = 1, workers: int = 1,
                    sample: ElectronSample | None = None, progress=None):
-    """Write ``events`` candidates to ``out``: blocks of ``sample.block_size`` real (Z -> ee)
-    and fake (QCD) candidates in turn, so about half of each.
+    """Write ``events`` candidates to ``out``, half real (Z -> ee) and half fake (QCD), made in
+    blocks of ``sample.block_size`` candidates of one class taking turns (:func:`class_blocks`).
 
     Datasets: ``towers`` (N, 3, 47, 47): ECAL and HCAL energy and track pT in GeV (the tracks
     where they cross the ECAL), ``sum`` (N, 47, 47) ECAL + HCAL as seeds/003; ``label`` (1
@@ -344,12 +358,11 @@ def make_electrons(out: str | Path, events: int, *, seed: int = 1, workers: int 
     constants and the preselection's efficiencies (JSON). The same seed gives the same file for
     any number of workers.
     """
-    from hepdl.generate.writer import block_ranges, run_blocks, write_blocks
+    from hepdl.generate.writer import run_blocks, write_blocks
 
     sample = sample or ElectronSample()
-    # blocks of block_size candidates, real and fake alternating (only the last one partial)
-    jobs = [(sample, ("zee", "qcd")[b % 2], hi - lo, seed, b)
-            for b, (lo, hi) in enumerate(block_ranges(events, sample.block_size))]
+    jobs = [(sample, process, size, seed, b)
+            for b, (process, size) in enumerate(class_blocks(events, sample.block_size))]
     totals = {p: asdict(_Counts()) for p in PROCESSES}
 
     def counted(blocks):
@@ -371,7 +384,8 @@ def make_electrons(out: str | Path, events: int, *, seed: int = 1, workers: int 
              "detector": json.dumps(asdict(sample.detector)),
              "preselection": json.dumps(asdict(sample.preselection)),
              "class_names": ["fake", "electron"], "towers_channels": ["ECAL", "HCAL", "tracks"]}
-    chunk = min(math.gcd(64, sample.block_size), events)
+    # HDF5 chunks of events that divide every block but the last
+    chunk = min(math.gcd(64, *(size for _, _, size, _, _ in jobs[:-1])), events)
     path = write_blocks(out, events, counted(run_blocks(make_block, jobs,
                         workers, chunk)), attrs, chunk_events=chunk, progress=progress)
     effs = efficiencies(totals)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -21,8 +22,9 @@ def scan_rows(study, columns: dict[str, str] | None = None,
             continue  # a worker's late ask after the grid ran out; a point not started yet
         labels = {}
         for path, value in trial.params.items():
-            if isinstance(value, str) and value[:1] in "[{\"":
-                value = json.loads(value)
+            if isinstance(value, str):  # a categorical choice, offered to Optuna as JSON text
+                with contextlib.suppress(ValueError):
+                    value = json.loads(value)
             labels[columns.get(path, path)] = (describe_norm(value) if path.startswith(
                 "preprocess.") else value)
         row: dict[str, Any] = {"trial": trial.number,

@@ -13,9 +13,9 @@ from typing import Any
 from hepdl.config import DataConfig
 from hepdl.data.dataset import load_dataset, load_splits
 from hepdl.errors import DataError
-from hepdl.evaluate import plots
-from hepdl.evaluate.metrics import compute_metrics
-from hepdl.evaluate.predict import Predictions, predict
+from hepdl.evaluation import plots
+from hepdl.evaluation.metrics import compute_metrics
+from hepdl.evaluation.predict import Predictions, predict
 from hepdl.runs import HEALTH, HISTORY, METRICS, PLOTS, Run, atomic_write
 
 
@@ -85,9 +85,10 @@ def _event_sums(x):
     return x.reshape(len(x), -1).sum(1, dtype=np.float64)
 
 
-def _resolution(pred: Predictions, dataset, settings, out: Path) -> list[dict]:
-    """Relative resolution vs true energy of the network and of the calibrated cell sum."""
-    from hepdl.evaluate.resolution import calibrated_sum, plot_resolution, resolution_curve
+def _resolution(pred: Predictions, dataset, settings, out: Path | None) -> list[dict]:
+    """Relative resolution vs true energy of the network and of the calibrated cell sum; the
+    figure goes to ``out/plots`` (none when ``out`` is None)."""
+    from hepdl.evaluation.resolution import calibrated_sum, plot_resolution, resolution_curve
 
     true = pred.labels.astype(float)
     curves = [resolution_curve(true, pred.scores, settings.bins, "network")]
@@ -95,7 +96,8 @@ def _resolution(pred: Predictions, dataset, settings, out: Path) -> list[dict]:
         raw = sum(_event_sums(v) for v in dataset.inputs.values())
         curves.append(resolution_curve(true, calibrated_sum(raw, true), settings.bins,
                                        "calibrated cell sum"))
-    plots.save_figure(plot_resolution(curves), out / PLOTS / "resolution.png")
+    if out is not None:
+        plots.save_figure(plot_resolution(curves), out / PLOTS / "resolution.png")
     return [c.to_dict() for c in curves]
 
 
@@ -129,7 +131,7 @@ def _rows(path: Path) -> list[dict]:
 def run_findings(run: Run) -> list[str]:
     """The training's findings (exploding or vanishing gradients, dead or saturated units,
     overfitting) from the run's history.csv and health.csv."""
-    from hepdl.train.diagnosis import training_findings
+    from hepdl.training.diagnosis import training_findings
 
     history = _rows(run.path / HISTORY)
     early = run.config.train.early_stopping is not None and len(history) < run.config.train.epochs
@@ -179,17 +181,19 @@ def evaluate_run(run: Run | str | Path, data: DataConfig | None = None,
     if out == run.path:
         metrics["findings"] = run_findings(run)
         health = _rows(run.path / HEALTH)
+    drawn = config.evaluate.plots
     metrics["plots"] = write_plots(
         pred, metrics, out / PLOTS, history,
-        config.evaluate.bins if config.evaluate.binned_plots else None, health)
+        config.evaluate.bins if config.evaluate.binned_plots else None, health) if drawn else []
     if (data is None and image_norm is None and config.evaluate.baselines is not None
             and pred.task == "classification"):
-        from hepdl.evaluate.baselines import evaluate_baselines
+        from hepdl.evaluation.baselines import evaluate_baselines
 
-        metrics["baselines"] = evaluate_baselines(config, pred, out / PLOTS)
-        metrics["plots"] = sorted([*metrics["plots"], "baselines_roc.png"])
+        metrics["baselines"] = evaluate_baselines(config, pred, out / PLOTS if drawn else None)
+        metrics["plots"] = sorted([*metrics["plots"], *["baselines_roc.png"] * drawn])
     if pred.task == "regression" and config.evaluate.resolution is not None:
-        metrics["resolution"] = _resolution(pred, dataset, config.evaluate.resolution, out)
-        metrics["plots"] = sorted([*metrics["plots"], "resolution.png"])
+        metrics["resolution"] = _resolution(pred, dataset, config.evaluate.resolution,
+                                            out if drawn else None)
+        metrics["plots"] = sorted([*metrics["plots"], *["resolution.png"] * drawn])
     atomic_write(out / METRICS, json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -41,20 +41,20 @@ from hepdl.runs import (
     update_meta,
     write_config,
 )
-from hepdl.train.augment import Mirroring
-from hepdl.train.callbacks import EarlyStopping, StopRequest
-from hepdl.train.device import (
+from hepdl.training.augment import Mirroring
+from hepdl.training.callbacks import EarlyStopping, StopRequest
+from hepdl.training.device import (
     autocast,
     check_precision,
     grad_scaler,
     resolve_device,
     to_device,
 )
-from hepdl.train.distributed import ALONE, Ranks, is_lost_rank
-from hepdl.train.health import HealthMonitor
-from hepdl.train.losses import Objective, objective_for
-from hepdl.train.optim import build_optimizer, build_schedule, step_schedule
-from hepdl.train.tracking import tracker
+from hepdl.training.distributed import ALONE, Ranks, is_lost_rank
+from hepdl.training.health import HealthMonitor
+from hepdl.training.losses import Objective, objective_for
+from hepdl.training.optim import build_optimizer, build_schedule, step_schedule
+from hepdl.training.tracking import tracker
 
 INTERRUPTED_EXIT_CODE = 3
 CPU = torch.device("cpu")
@@ -68,6 +68,18 @@ class Interrupted(HepdlError):
     def __init__(self, run: Path, reason: str):
         self.run = run
         super().__init__(f"{reason}; checkpoint written, continue with: hepdl train {run} --resume")
+
+
+def _live_display(console) -> bool:
+    """Whether a progress bar can redraw in place: a console exists, and in a notebook rich has
+    ipywidgets to draw with (without them the epoch lines alone are printed)."""
+    if console is None:
+        return False
+    if not console.is_jupyter:
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None
 
 
 def _print(console, text: str) -> None:
@@ -163,7 +175,7 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         config = load_config(Path(resume))
     if config is None:
         raise ValueError("fit() needs a config or a run to resume")
-    # several ranks under torchrun (hepdl.train.distributed): nccl between GPUs, else gloo
+    # several ranks under torchrun (hepdl.training.distributed): nccl between GPUs, else gloo
     cuda = resolve_device(config.train.device).type == "cuda"
     # nccl for the GPU tensors of DDP, gloo for the CPU sums and broadcasts of the loop
     ranks = Ranks.from_env(backend="cpu:gloo,cuda:nccl" if cuda else "gloo")
@@ -194,10 +206,13 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         start_meta(run, config)
     mark = update_meta if ranks.main else (lambda *args, **kwargs: None)
 
+    finished = False
     try:
         try:
-            return _train(config, run, checkpoint, console if ranks.main else None, on_epoch,
+            path = _train(config, run, checkpoint, console if ranks.main else None, on_epoch,
                           ranks)
+            finished = True
+            return path
         except RuntimeError as exc:
             if not (ranks.distributed and is_lost_rank(exc)):
                 raise
@@ -219,7 +234,7 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         raise
     finally:
         torch.set_num_threads(threads_before)
-        ranks.close()
+        ranks.close(finished)
 
 
 def _learning_rate(config: Config, run: Path, console) -> float:
@@ -229,7 +244,7 @@ def _learning_rate(config: Config, run: Path, console) -> float:
         return float(config.train.lr)
     found = read_meta(run).get("lr_auto")
     if found is None:
-        from hepdl.train.lr_find import range_test, write_range_test
+        from hepdl.training.lr_find import range_test, write_range_test
 
         result = range_test(config)
         write_range_test(result, run / "plots")
@@ -242,11 +257,14 @@ def _learning_rate(config: Config, run: Path, console) -> float:
 def _train(config: Config, run: Path, checkpoint: dict | None, console,
            on_epoch: Callable[[dict], None] | None = None, ranks: Ranks = ALONE) -> Path:
     train_cfg = config.train
-    if ranks.distributed and (not config.data.in_memory or train_cfg.gradient_penalty):
-        option = "data.in_memory" if not config.data.in_memory else "train.gradient_penalty"
-        raise ConfigError(option, f"is not supported in data-parallel training ({ranks.world} "
-                                  "ranks): each rank holds the data in memory and DDP's "
-                                  "gradients are first-order")
+    if ranks.distributed and not config.data.in_memory:
+        raise ConfigError("data.in_memory", f"false is not supported in data-parallel training "
+                                            f"({ranks.world} ranks): each rank holds the data "
+                                            "in memory; use data.in_memory: true")
+    if ranks.distributed and train_cfg.gradient_penalty:
+        raise ConfigError("train.gradient_penalty", f"is not supported in data-parallel training "
+                                                    f"({ranks.world} ranks): DDP's gradients are "
+                                                    "first-order; use one process")
     main = ranks.main
     if ranks.distributed and train_cfg.batch_size < ranks.world:
         raise ConfigError("train.batch_size", f"{train_cfg.batch_size} is the global batch, "
@@ -376,7 +394,7 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                         TextColumn("loss {task.fields[loss]:.4f}  {task.fields[metric]}  "
                                    "{task.fields[rate]:,.0f} ev/s"),
                         TimeRemainingColumn(), console=console, transient=True,
-                        disable=console is None)
+                        disable=not _live_display(console))
     network.train()
     with StopRequest(train_cfg.time_limit) as stop, progress, tracking or contextlib.nullcontext():
         task = progress.add_task("train", total=len(train_loader), epoch=epoch + 1, loss=0.0,

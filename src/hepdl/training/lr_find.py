@@ -28,8 +28,8 @@ from hepdl.data.loader import InMemoryLoader
 from hepdl.errors import ConfigError
 from hepdl.models import Network, network_spec
 from hepdl.runs import atomic_write
-from hepdl.train.losses import objective_for
-from hepdl.train.optim import build_optimizer
+from hepdl.training.losses import objective_for
+from hepdl.training.optim import build_optimizer
 
 
 @dataclass
@@ -108,7 +108,7 @@ def range_test(config: Config, *, start: float = 1e-6, end: float = 1.0, steps: 
 
 def write_range_test(result: RangeTest, out: Path) -> None:
     """``lr_find.json``, ``lr_find.csv`` (step, lr, smoothed loss) and ``lr_find.png``."""
-    from hepdl.evaluate.plots import save_figure
+    from hepdl.evaluation.plots import save_figure
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "lr_find.json", json.dumps(asdict(result), indent=2) + "\n")
@@ -123,7 +123,7 @@ def write_range_test(result: RangeTest, out: Path) -> None:
 
 def plot_range_test(result: RangeTest):
     """Smoothed training loss against the learning rate, with the explosion and suggestion."""
-    from hepdl.evaluate.plots import _figure, _style
+    from hepdl.evaluation.plots import _figure, _style
 
     with _style():
         fig, axes = _figure()

@@ -19,8 +19,8 @@ from typing import Any
 
 from hepdl.config import Config
 from hepdl.errors import HepdlError
-from hepdl.scan.space import configure, grid, suggest
-from hepdl.scan.storage import default_storage, open_storage, redact
+from hepdl.scans.space import configure, grid, suggest
+from hepdl.scans.storage import default_storage, open_storage, redact
 
 
 class TrialFailed(Exception):
@@ -77,16 +77,22 @@ def reap_lost_trials(study, config: Config) -> list[int]:
         if now - alive < config.scan.grace_seconds:
             continue
         handle = optuna.trial.Trial(study, trial._trial_id)
-        handle.set_user_attr("lost", True)
         handle.set_user_attr("failure", f"worker lost: no epoch ended for {now - alive:.0f} s")
+        _queue_again(study, handle)
         study.tell(trial.number, state=TrialState.FAIL)
-        attrs = {"requeued_from": trial.number}
-        if trial.user_attrs.get("grid_point"):
-            attrs["grid_point"] = True
-        if trial.params:
-            study.enqueue_trial(trial.params, user_attrs=attrs)
         lost.append(trial.number)
     return lost
+
+
+def _queue_again(study, trial) -> None:
+    """Mark a trial whose worker went away as lost (it does not count against the budget) and
+    put its values back in the queue for another worker."""
+    trial.set_user_attr("lost", True)
+    attrs = {"requeued_from": trial.number}
+    if trial.user_attrs.get("grid_point"):
+        attrs["grid_point"] = True
+    if trial.params:
+        study.enqueue_trial(trial.params, user_attrs=attrs)
 
 
 def metric_value(metrics: dict[str, Any], name: str) -> float:
@@ -118,6 +124,7 @@ def open_study(config: Config, storage: str | None = None, seed: int | None = No
     """The scan's Optuna study, created on first use, named after the config."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # hepdl says what it does itself
     url = storage or config.scan.storage or default_storage(config)
     return optuna.create_study(
         study_name=config.name, storage=open_storage(url), load_if_exists=True,
@@ -128,6 +135,7 @@ def open_study(config: Config, storage: str | None = None, seed: int | None = No
 def objective(config: Config, threads: int | None, console=None):
     """The function Optuna calls for each trial: train, evaluate, return the metric."""
     from hepdl import api
+    from hepdl.training.loop import Interrupted
 
     out = Path(config.runs_dir) / config.name
 
@@ -165,6 +173,12 @@ def objective(config: Config, threads: int | None, console=None):
 
         try:
             api.train(trial_config, run_dir=run, console=console, on_epoch=on_epoch)
+        except Interrupted as exc:
+            # the job is ending (SIGTERM, SIGINT): this worker stops, and the values go back in
+            # the queue for a worker with time left
+            trial.set_user_attr("failure", f"interrupted, values queued again: {exc}")
+            _queue_again(trial.study, trial)
+            raise
         except HepdlError as exc:
             trial.set_user_attr("failure", str(exc))
             raise TrialFailed(str(exc)) from None
@@ -212,10 +226,8 @@ def freeze_long_lived(study, trial) -> None:
 def run_worker(config: Config, *, storage: str | None = None, threads: int | None = None,
                seed: int | None = None, console=None) -> None:
     """Take trials from the shared study until its budget (trials or time) is reached."""
-    import optuna
     from optuna.trial import TrialState
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(config, storage, seed)
     reap_lost_trials(study, config)
     if config.scan.sampler == "grid":

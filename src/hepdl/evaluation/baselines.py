@@ -16,8 +16,8 @@ import numpy as np
 
 from hepdl.config import Config, FileSource
 from hepdl.errors import ConfigError
-from hepdl.evaluate.metrics import compute_metrics
-from hepdl.evaluate.predict import Predictions
+from hepdl.evaluation.metrics import compute_metrics
+from hepdl.evaluation.predict import Predictions
 
 
 def _features(dataset, names: list[str]) -> dict[str, np.ndarray]:
@@ -28,14 +28,16 @@ def _stack(features: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack(list(features.values()), 1)
 
 
-def evaluate_baselines(config: Config, pred: Predictions, plots_dir: Path) -> dict[str, Any]:
+def evaluate_baselines(config: Config, pred: Predictions,
+                       plots_dir: Path | None) -> dict[str, Any]:
     """Train the baselines of ``config.evaluate.baselines`` and compare them with ``pred`` (the
-    network on the test split); writes ``baselines_roc.png``; returns the metrics."""
+    network on the test split); writes ``baselines_roc.png`` to ``plots_dir`` (none when None);
+    returns the metrics."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from hepdl.data.dataset import load_splits
-    from hepdl.evaluate import cuts
-    from hepdl.evaluate.plots import plot_baselines, save_figure
+    from hepdl.evaluation import cuts
+    from hepdl.evaluation.plots import plot_baselines, save_figure
 
     settings = config.evaluate.baselines
     source = config.data.source
@@ -119,7 +121,9 @@ def evaluate_baselines(config: Config, pred: Predictions, plots_dir: Path) -> di
     result["comparisons"] = comparisons
     curves = {label: scored[name] for name, label in (("network", "network"), ("bdt", "BDT"))
               if name in scored}
-    save_figure(plot_baselines(y_test, curves, eff, cut_points), plots_dir / "baselines_roc.png")
+    if plots_dir is not None:
+        save_figure(plot_baselines(y_test, curves, eff, cut_points),
+                    plots_dir / "baselines_roc.png")
     return result
 
 

@@ -30,9 +30,9 @@ def best_roc(config: Config, study, n_best: int = 3):
     from optuna.trial import TrialState
 
     from hepdl.data import load_splits
-    from hepdl.evaluate.metrics import roc
-    from hepdl.evaluate.plots import _figure, _style
-    from hepdl.evaluate.predict import predict
+    from hepdl.evaluation.metrics import roc
+    from hepdl.evaluation.plots import _figure, _style
+    from hepdl.evaluation.predict import predict
     from hepdl.runs import Run
 
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
@@ -73,7 +73,7 @@ def write_scan_report(config: Config, study, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     from optuna.visualization import matplotlib as ov
 
-    from hepdl.evaluate.plots import save_figure
+    from hepdl.evaluation.plots import save_figure
 
     out.mkdir(parents=True, exist_ok=True)
     written = []

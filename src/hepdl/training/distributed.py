@@ -87,11 +87,16 @@ class Ranks:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Leave the process group; after a ``finished`` run wait first for every rank (a rank
+        whose peer closed the connections first can abort in gloo's threads at exit). A rank
+        that is gone would make the others wait at that barrier: not after a failure."""
         if self.distributed:
             import torch.distributed as dist
 
             if dist.is_initialized():
+                if finished:
+                    dist.barrier()
                 dist.destroy_process_group()
 
 

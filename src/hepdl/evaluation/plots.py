@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hepdl.evaluate.metrics import roc
-from hepdl.evaluate.predict import Predictions
+from hepdl.evaluation.metrics import roc
+from hepdl.evaluation.predict import Predictions
 
 
 def _style():
@@ -140,7 +140,7 @@ def plot_history(rows: list[dict]):
 
 def plot_health(rows: list[dict]):
     """Per layer and epoch: gradient norm, update-to-weight ratio, and the fraction of dead
-    (ReLU) or saturated (tanh, sigmoid) units (hepdl.train.health)."""
+    (ReLU) or saturated (tanh, sigmoid) units (hepdl.training.health)."""
     def series(column: str) -> dict[str, tuple[list[int], list[float]]]:
         out: dict[str, tuple[list[int], list[float]]] = {}
         for r in rows:

@@ -32,13 +32,13 @@ def write_report(run: Run | str | Path, out: Path | None = None) -> Path:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     meta = run.meta
     if not metrics and out == run.path:  # a failed run: what its training files show
-        from hepdl.evaluate.evaluation import run_findings
+        from hepdl.evaluation.evaluate import run_findings
 
         metrics = {"findings": run_findings(run)}
     history = run.history.to_dict("records") if out == run.path else []
     history = [{k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
                for row in history]
-    env = jinja2.Environment(loader=jinja2.PackageLoader("hepdl.evaluate", "templates"),
+    env = jinja2.Environment(loader=jinja2.PackageLoader("hepdl.evaluation", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]))
     html = env.get_template("report.html").render(
         title=f"{run.config.name}" + ("" if out == run.path else f" on {out.name}"),

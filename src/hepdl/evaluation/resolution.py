@@ -80,7 +80,7 @@ def calibrated_sum(raw_sum: np.ndarray, true: np.ndarray) -> np.ndarray:
 
 def plot_resolution(curves: list[ResolutionCurve]):
     """sigma/E vs E for each curve, points with errors and the fitted formula."""
-    from hepdl.evaluate.plots import _figure, _style
+    from hepdl.evaluation.plots import _figure, _style
 
     with _style():
         fig, axes = _figure()

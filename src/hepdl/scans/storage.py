@@ -33,7 +33,7 @@ def open_storage(url: str):
     Raises
     ------
     ConfigError
-        An unknown scheme.
+        An unknown scheme, or a database that cannot be reached or logged into.
     """
     import optuna
 
@@ -44,6 +44,12 @@ def open_storage(url: str):
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     if url.split("://")[0].split("+")[0] in {"postgresql", "mysql", "sqlite"}:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
+        # no Optuna heartbeat: it would fail a killed worker's trial without queueing its values
+        # again; hepdl's own sign of life (reap_lost_trials) does both, for every storage
+        try:
+            return optuna.storages.RDBStorage(url)
+        except Exception as exc:  # SQLAlchemy's errors, or a database driver not installed
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError("scan.storage", f"cannot open {redact(url)}: {first}") from None
     raise ConfigError("scan.storage", f"unknown storage {redact(url)!r}; expected "
                                       "journal://PATH, postgresql://..., mysql://... or sqlite:///")

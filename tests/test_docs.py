@@ -1,0 +1,96 @@
+"""The documentation: reference pages generated from the code, and a strict MkDocs build.
+
+The build here does not execute the tutorial notebooks (``HEPDL_DOCS_EXECUTE=false``); CI
+(``.ci/run``) builds the site again with every notebook executed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+
+from pydantic import BaseModel, Field
+
+from hepdl import config as schema
+
+from .conftest import ROOT
+
+
+def _hook():
+    spec = importlib.util.spec_from_file_location("reference", ROOT / "docs/hooks/reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sections(page: str) -> dict[str, str]:
+    """Heading (the dotted path) -> the table below it."""
+    parts = re.split(r"^## `([^`]+)`.*$", page, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_every_field_of_every_section_is_in_the_config_reference():
+    sections = _sections(_hook().config_reference())
+    models = [v for v in vars(schema).values() if isinstance(v, type) and
+              issubclass(v, BaseModel) and v.__module__ == schema.__name__ and v.model_fields]
+    for model in models:
+        tables = [t for t in sections.values() if all(f"| `{name}` |" in t
+                                                      for name in model.model_fields)]
+        assert tables, f"{model.__name__} has no section listing all its fields"
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no description"
+    assert "| `epochs` | int (≥ 1) | `30` | Passes over the training split. |" in sections["train"]
+    assert "kind: lcd" in " ".join(sections)  # each source kind has its own section
+
+
+def test_a_field_added_to_the_schema_appears_without_an_edit():
+    class Train(schema.TrainConfig):
+        warmup_epochs: int = Field(default=2, ge=0, description="Epochs of linear warm-up.")
+
+    class Extended(schema.Config):
+        train: Train = Field(default_factory=Train, description="The loop.")
+        comment: str = Field(default="", description="Free text kept with the run.")
+
+    sections = _sections(_hook().config_reference(Extended))
+    assert "| `comment` | str | `\"\"` | Free text kept with the run. |" in sections["top level"]
+    assert ("| `warmup_epochs` | int (≥ 0) | `2` | Epochs of linear warm-up. |"
+            in sections["train"])
+
+
+def test_the_cli_reference_has_every_command_and_the_transforms_page_every_transform():
+    import typer
+
+    from hepdl.cli import app
+    from hepdl.preprocess import list_transforms
+
+    page = _hook().cli_reference()
+
+    def commands(group, prefix):
+        for name, command in group.commands.items():
+            yield f"{prefix} {name}"
+            if hasattr(command, "commands"):  # a group (typer's own click types)
+                yield from commands(command, f"{prefix} {name}")
+
+    names = list(commands(typer.main.get_command(app), "hepdl"))
+    assert len(names) > 20
+    for name in names:  # each command has its own heading, with its usage line
+        assert re.search(rf"^#+ `{name}`$", page, flags=re.M), name
+        assert f"$ {name} [OPTIONS]" in page, name
+    transforms = _hook().transforms_reference()
+    for name in list_transforms():
+        assert f"## `{name}`" in transforms
+
+
+def test_the_site_builds_with_warnings_as_errors(tmp_path):
+    env = {**os.environ, "HEPDL_DOCS_EXECUTE": "false", "NO_MKDOCS_2_WARNING": "1"}
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
+                             str(tmp_path / "site")], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    api = (tmp_path / "site" / "reference" / "api" / "index.html").read_text()
+    for name in ["hepdl.train", "hepdl.load_config", "hepdl.Run", "hepdl.scan", "plot_roc"]:
+        assert name in api
+    assert (tmp_path / "site" / "tutorials" / "normalization" / "index.html").is_file()
