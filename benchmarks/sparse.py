@@ -36,7 +36,7 @@ def _config(path: Path, runs: Path, name: str, **train):
 
 def _test_scores(run_dir: Path, path: Path):
     from hepdl.data.dataset import load_splits
-    from hepdl.evaluation.predict import predict
+    from hepdl.evaluation.predictions import predict
     from hepdl.runs import Run
 
     run = Run.load(run_dir)

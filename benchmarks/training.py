@@ -174,7 +174,7 @@ def dataloader_rate(config) -> float:
 def evaluation_rate(run_dir: Path) -> float:
     """Events/s of hepdl's prediction (no autograd, batches of 4096) over the training split."""
     from hepdl.data.dataset import load_splits
-    from hepdl.evaluation.predict import predict
+    from hepdl.evaluation.predictions import predict
     from hepdl.runs import Run
 
     run = Run.load(run_dir)

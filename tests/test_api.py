@@ -20,14 +20,19 @@ def run(tmp_path_factory):
 
 
 def test_public_names_are_the_api_and_survive_importing_every_subpackage():
-    import hepdl.evaluation.evaluate
-    import hepdl.scans.runner
-    import hepdl.training.loop  # noqa: F401  (a subpackage named train would replace hepdl.train)
+    import importlib
+    import pkgutil
 
+    # no module may share a name with a public function: importing it would replace it
+    modules = {m.name for m in pkgutil.iter_modules(hepdl.__path__)}
+    assert not modules & set(hepdl.__all__), modules & set(hepdl.__all__)
+    for module in pkgutil.walk_packages(hepdl.__path__, "hepdl."):
+        if not module.name.startswith(("hepdl.__main__", "hepdl.generate.pythia")):
+            importlib.import_module(module.name)
     for name in hepdl.__all__:
         assert getattr(hepdl, name) is not None, name
-    assert callable(hepdl.train) and callable(hepdl.scan) and callable(hepdl.evaluate)
-    assert hepdl.train.__module__ == "hepdl.api"
+    for name in ["train", "resume", "evaluate", "predict", "report", "scan", "export_onnx"]:
+        assert getattr(hepdl, name).__module__ == "hepdl.api", name
     assert set(dir(hepdl)) == set(hepdl.__all__)
 
 
@@ -38,6 +43,9 @@ def test_load_config_takes_python_values_by_path_and_set_texts(tmp_path):
     assert (config.train.lr, config.model.width, config.name) == (3e-4, 17, "other")
     assert config.train.optimizer.options == {"momentum": 0.5}
     assert hepdl.load_config(small_config(tmp_path)).model.width == 32  # a dict works too
+    again = hepdl.load_config(config, "train.epochs=7", runs_dir=tmp_path / "elsewhere")
+    assert (again.train.epochs, again.runs_dir, again.model.width) == (7, str(tmp_path /
+                                                                            "elsewhere"), 17)
     with pytest.raises(ConfigError, match="model.widht"):
         hepdl.load_config(path, model__widht=17)
     with pytest.raises(ConfigError, match="train.epochs"):
@@ -72,6 +80,10 @@ def test_predict_names_a_missing_input_and_a_wrong_shape(run):
         run.predict({"ecal": np.zeros((2, 64))})
     with pytest.raises(DataError, match=r"events of shape \(63,\), expected \(64,\)"):
         run.predict(np.zeros((2, 63)))
+    with pytest.raises(DataError, match="NaN or infinite"):
+        run.predict(np.full((2, 64), np.nan))
+    assert run.predict(np.zeros((0, 64))).shape == (0, 10)
+    assert hepdl.Run.load(run) is run  # a Run goes wherever a run directory does
 
 
 def test_plots_are_figures_of_the_test_split(run):
@@ -85,8 +97,13 @@ def test_plots_are_figures_of_the_test_split(run):
 
 
 def test_evaluate_method_matches_the_cli(run, cli):
+    from sklearn.metrics import roc_auc_score
+
     metrics = run.evaluate()
-    assert metrics["auc"] == pytest.approx(run.metrics["auc"])
+    test = run.predictions()  # scored again here, AUC from scikit-learn directly
+    for c, name in enumerate(test.class_names):
+        assert metrics["auc"][name] == pytest.approx(roc_auc_score(test.labels == c,
+                                                                   test.scores[:, c]))
     result = cli("evaluate", run.path)
     assert result.exit_code == 0 and f"{metrics['accuracy']:.4f}" in result.stdout
 
@@ -113,6 +130,30 @@ def test_scan_returns_a_table_and_its_best_run(tmp_path, cli):
 def test_scan_of_a_config_without_a_scan_section_is_one_error(tmp_path):
     with pytest.raises(HepdlError, match="no scan section"):
         hepdl.Scan.load(hepdl.load_config(small_config(tmp_path)))
+    empty = hepdl.Scan.load(hepdl.load_config(small_config(tmp_path), scan={
+        "space": {"model.width": {"type": "categorical", "choices": [8]}}}))
+    assert len(empty) == 0 and empty.table().empty
+    with pytest.raises(HepdlError, match="no completed trial"):
+        empty.best_run()
+
+
+def test_a_regression_has_no_roc_curve(tmp_path):
+    import h5py
+
+    path = tmp_path / "r.h5"
+    rng = np.random.default_rng(1)
+    with h5py.File(path, "w") as f:
+        x = rng.normal(size=(300, 3)).astype(np.float32)
+        f["x"], f["y"] = x, (x.sum(axis=1) + 0.1 * rng.normal(size=300)).astype(np.float32)
+    regression = hepdl.train(hepdl.load_config({
+        "name": "r", "runs_dir": str(tmp_path / "runs"),
+        "data": {"source": {"kind": "hdf5", "path": str(path), "inputs": {"x": "x"},
+                            "label": "y"}},
+        "model": {"width": 8, "depth": 1}, "train": {"loss": "mse", "epochs": 2}}),
+        console=None)
+    with pytest.raises(HepdlError, match="is a regression"):
+        regression.plot_roc()
+    assert isinstance(regression.plot_history(), Figure)
 
 
 def test_a_run_without_plot_files_has_the_same_metrics(run, tmp_path):
@@ -123,3 +164,19 @@ def test_a_run_without_plot_files_has_the_same_metrics(run, tmp_path):
     assert sorted(p.name for p in (run.path / "plots").glob("*.png")) == run.metrics["plots"]
     assert (quick.path / "report.html").is_file()
     assert isinstance(quick.plot_roc(), Figure)  # a notebook still draws them
+
+
+def test_progress_bars_draw_in_a_terminal_and_in_a_notebook_only_with_widgets(monkeypatch):
+    import importlib.util
+
+    from rich.console import Console
+
+    from hepdl.training.loop import _live_display
+
+    assert _live_display(Console(force_terminal=True, force_jupyter=False))
+    assert not _live_display(None)
+    notebook = Console(force_jupyter=True)
+    has_widgets = importlib.util.find_spec("ipywidgets") is not None
+    assert _live_display(notebook) == has_widgets
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert not _live_display(notebook)  # no ipywidgets: epoch lines only, no broken bar

@@ -183,12 +183,15 @@ def test_electron_id_example_reports_the_network_beside_its_baselines(cli, tmp_p
 def test_half_of_the_candidates_are_real_for_any_number():
     from hepdl.generate.electrons import class_blocks
 
-    # a large file keeps the blocks it always had: 256 real, 256 fake, in turn
-    assert class_blocks(4096, 256) == [("zee", 256), ("qcd", 256)] * 8
+    # a large file keeps the blocks and chunks it always had: 256 real, 256 fake, in turn
+    assert class_blocks(4096, 256) == ([("zee", 256), ("qcd", 256)] * 8, 64)
     # fewer events than two blocks: still half of each (before, 192 gave 192 real, 0 fake)
-    assert class_blocks(192, 256) == [("zee", 96), ("qcd", 96)]
-    assert class_blocks(301, 100) == [("zee", 100), ("qcd", 100), ("zee", 51), ("qcd", 50)]
-    for events in (1, 2, 7, 300, 513):
-        blocks = class_blocks(events, 256)
+    assert class_blocks(192, 256) == ([("zee", 96), ("qcd", 96)], 32)
+    assert class_blocks(64, 16)[0] == [("zee", 16), ("qcd", 16)] * 2
+    for events in (1, 2, 7, 300, 513, 1001, 10001, 50001, 100000):
+        blocks, chunk = class_blocks(events, 256)
         real = sum(n for process, n in blocks if process == "zee")
-        assert sum(n for _, n in blocks) == events and real == events - events // 2
+        assert sum(n for _, n in blocks) == events
+        assert abs(real - events / 2) <= chunk / 2  # half, to half a chunk
+        assert all(n % chunk == 0 for _, n in blocks[:-1])  # what the HDF5 writer needs
+        assert events < 256 or chunk == 64  # large files keep whole 64-event chunks

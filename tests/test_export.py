@@ -121,7 +121,7 @@ def test_predictions_of_an_hdf5_file_are_streamed_block_by_block(lcd_file, tmp_p
     import hepdl.data.streaming as streaming
     from hepdl.config import DataConfig
     from hepdl.data import load_dataset
-    from hepdl.evaluation.predict import predict
+    from hepdl.evaluation.predictions import predict
 
     run = trained(lcd_file, tmp_path)
     chunked = tmp_path / "chunked.h5"  # the same events in HDF5 chunks of 16

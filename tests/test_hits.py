@@ -166,7 +166,7 @@ def test_network_outputs_equal_on_dense_and_hits_batches(lcd_files, tmp_path):
 
 
 def test_training_from_hits_matches_dense_training(lcd_files, tmp_path):
-    from hepdl.evaluation.predict import predict
+    from hepdl.evaluation.predictions import predict
     from hepdl.runs import Run
     from hepdl.training import fit
 

@@ -116,6 +116,26 @@ def test_the_table_of_completed_and_failed_trials_prints(tmp_path, npz_file, cli
     assert "loss became" in result.stdout  # the failed trial's reason
 
 
+def test_a_trial_over_its_time_limit_fails_and_the_scan_goes_on(tmp_path, npz_file):
+    space = {"model.width": {"type": "categorical", "choices": [4, 8]}}
+    config = config_from_dict(scan_config(tmp_path, npz_file, {"sampler": "grid", "trials": 2,
+                                                               "space": space},
+                                          time_limit=1e-6))
+    trials = run_scan(config).get_trials()
+    assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
+    assert all("time limit" in t.user_attrs["failure"] and not t.user_attrs.get("lost")
+               for t in trials)  # the trial's own budget: failed, not queued again
+
+
+def test_the_bayesian_samplers_start_with_the_configured_random_trials(tmp_path, npz_file):
+    from hepdl.scans.runner import _sampler
+
+    for name in ("tpe", "gp", "cmaes"):
+        config = config_from_dict(scan_config(tmp_path, npz_file, {
+            "sampler": name, "startup_trials": 3, "space": GRID["space"]}))
+        assert _sampler(config, 1)._n_startup_trials == 3, name
+
+
 def test_a_database_that_cannot_be_reached_is_one_line_without_the_password(tmp_path, npz_file,
                                                                             cli):
     path = write_config(tmp_path / "s.yaml", scan_config(tmp_path, npz_file, GRID))

@@ -192,13 +192,15 @@ table({name: {"best val loss": run.history["val_loss"].min(), "epochs": len(run.
 # ## ⑤ Hyperparameter tuning
 #
 # A scan draws the learning rate, the width and the dropout with Optuna's Bayesian sampler
-# (TPE); grid and random sampling are `scan.sampler: grid | random`. Many workers, on one
-# machine or a cluster, share one study ([scans on a cluster](../howto/scan-cluster.md)).
+# (TPE): after 4 trials drawn at random (`startup_trials`), each trial is drawn where the
+# trials so far promise most. Grid and random sampling are `scan.sampler: grid | random`. Many
+# workers, on one machine or a cluster, share one study
+# ([scans on a cluster](../howto/scan-cluster.md)).
 
 # %%
 tuning = digits("tuning", train__epochs=8)
 tuning = hepdl.load_config(tuning.model_dump(mode="json"), scan={
-    "sampler": "tpe", "trials": 8, "objective": "accuracy",
+    "sampler": "tpe", "trials": 10, "startup_trials": 4, "objective": "accuracy",
     "space": {"train.lr": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True},
               "model.width": {"type": "categorical", "choices": [32, 64, 128, 256]},
               "model.dropout": {"type": "float", "low": 0.0, "high": 0.5}}})

@@ -85,11 +85,12 @@ print(f"best: ECALNorm={best['ECALNorm']}, mean AUC {best['objective']:.4f}; "
 
 # %% [markdown]
 # Charged pions are told apart almost perfectly by any normalization: they leave most of their
-# energy in the HCAL. Photons against neutral pions are the hard pair, and that is where the
-# normalization matters: the two photons of a π⁰ leave a faint second core that a division by a
-# constant squeezes towards zero, while the logarithm keeps it visible. At 3,000 events the
-# margins between neighbouring rows are within the spread of one seed; the
-# README demo (6,000 events) gives learnable 0.843, nonlinear 0.842, I/max 0.835, I/150 0.803.
+# energy in the HCAL. The normalization matters for the three electromagnetic showers
+# (electron, photon, π⁰), whose AUCs rise from the division by a constant to the logarithmic
+# normalizations: a division by 150 or by the largest cell squeezes the faint outer cells and
+# the second core of a π⁰ towards zero, while the logarithm keeps them visible. With 3,000
+# events one seed decides close calls between neighbouring rows; the README demo (6,000
+# events) gives learnable 0.843, nonlinear 0.842, I/max 0.835, I/150 0.803.
 
 # %% [markdown]
 # ## The best network

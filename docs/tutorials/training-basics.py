@@ -140,7 +140,7 @@ assert deep["relu"].metrics["accuracy"] > deep["sigmoid"].metrics["accuracy"]
 #
 # With more weights than the events can pin down, the network learns the noise of its training
 # set: the training loss keeps falling while the validation loss turns up. A 2 × 256 network
-# (67,000 weights for 1,258 training images) for 30 epochs; hepdl names the epoch where it
+# (85,000 weights for 1,258 training images) for 30 epochs; hepdl names the epoch where it
 # started.
 
 # %%

@@ -229,7 +229,7 @@ def _predict_streamed(run: Run, data: DataConfig, output: str | Path) -> Path | 
     or scalar inputs."""
     from hepdl.data.streaming import event_files
     from hepdl.errors import DataError, KeyNotFoundError
-    from hepdl.evaluation.predict import predict_files
+    from hepdl.evaluation.predictions import predict_files
     from hepdl.export import write_predictions
 
     source = data.source

@@ -26,11 +26,11 @@ _state = {"debug": False, "quiet": False}
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    # --quiet: a terminal that does not redraw, so progress bars stay silent
-    interactive = False if _state["quiet"] else None
-    console = Console(stderr=stderr, force_interactive=interactive)
-    if not console.is_terminal:  # a log file or a pipe: wide enough for the tables, no wrapping
-        console = Console(stderr=stderr, width=160, force_interactive=interactive)
+    console = Console(stderr=stderr)
+    if _state["quiet"] or not console.is_terminal:
+        # a log file, a pipe, or --quiet: nothing redrawn (no progress bars, no cursor codes),
+        # wide enough for the tables
+        console = Console(stderr=stderr, width=160, force_terminal=False)
     return console
 
 
@@ -267,9 +267,12 @@ def scan_report(
 ):
     """Plots of a scan: objective vs each parameter, parallel coordinates, importance, and the
     best trials' ROC curves; with the table as table.md, table.csv and table.html."""
+    import matplotlib
+
     from hepdl.config import load_config
     from hepdl.scans.result import Scan
 
+    matplotlib.use("Agg")  # Optuna's plots go through pyplot: files only, never a window
     written = Scan.load(load_config(config), storage).report()
     _console().print("wrote " + ", ".join(str(p) for p in written), soft_wrap=True)
 

@@ -57,13 +57,14 @@ def _cell(value: Any, key: str) -> str:
 
 def print_study(console, rows: list[dict[str, Any]], summary: list[str]) -> None:
     """The seeds/000 table, best first, and which setting won."""
+    from rich.markup import escape
     from rich.table import Table
 
     if not rows:
         return
     # seeds/000's columns: the model (its grid values), the per-class AUCs, epochs; the grid
-    # values have their own columns in table.csv and table.md
-    # the AUC columns of any row: a failed trial has none
+    # values have their own columns in table.csv and table.md; the AUC columns of any row (a
+    # failed trial has none)
     aucs = list(dict.fromkeys(k for row in rows for k in row if k.endswith("_AUC")))
     shown = aucs + ["epochs", "seconds", "status"]
     table = Table(title="study (best first)")
@@ -72,11 +73,11 @@ def print_study(console, rows: list[dict[str, Any]], summary: list[str]) -> None
         table.add_column(key, justify="right")
     for row in rows:
         cells = [_cell(row.get(k), k) for k in shown]
-        table.add_row(row["model"], *cells)
+        table.add_row(escape(row["model"]), *cells)
     console.print(table)
     for row in rows:
         if row["finding"]:
-            console.print(f"[red]trial {row['trial']} {row['status']}:[/] {row['finding']}",
-                          soft_wrap=True)
+            console.print(f"[red]trial {row['trial']} {row['status']}:[/] "
+                          f"{escape(row['finding'])}", soft_wrap=True)
     for line in summary:
         console.print(line, soft_wrap=True)

@@ -12,6 +12,7 @@ Example
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -619,6 +620,9 @@ class ScanConfig(Section):
     sampler: Literal["grid", "random", "tpe", "gp", "cmaes"] = Field(
         default="tpe",
         description="grid (every point), random, tpe (Bayesian), gp (Gaussian process) or cmaes.")
+    startup_trials: int = Field(
+        default=10, ge=1, description="tpe, gp, cmaes: trials drawn at random before the "
+        "sampler models the objective (Optuna's n_startup_trials).")
     objective: str = Field(default="mean_auc", description="A test metric: mean_auc, accuracy, "
                            "auc.Pi0 (one class's AUC), relative_resolution ...")
     direction: Literal["maximize", "minimize"] = Field(
@@ -750,7 +754,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def _set_path(raw: dict[str, Any], keys: list[str], value: Any, where: str) -> None:
+def set_path(raw: dict[str, Any], keys: list[str], value: Any, where: str) -> None:
     """Set ``raw[k1][k2]...[kn] = value``, creating missing sections."""
     node = raw
     for depth, key in enumerate(keys[:-1]):
@@ -773,9 +777,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str],
     raw = copy.deepcopy(raw)
     for text in overrides:
         keys, value = parse_override(text)
-        _set_path(raw, keys, value, f"--set {'.'.join(keys)}")
+        set_path(raw, keys, value, f"--set {'.'.join(keys)}")
     for name, value in (fields or {}).items():
-        _set_path(raw, name.split("__"), value, name.replace("__", "."))
+        if isinstance(value, os.PathLike):  # runs_dir=work / "runs"
+            value = os.fspath(value)
+        set_path(raw, name.split("__"), value, name.replace("__", "."))
     return raw
 
 
@@ -802,16 +808,17 @@ def config_from_dict(raw: dict[str, Any], overrides: list[str] = (), origin: str
     return config
 
 
-def load_config(path: str | Path | dict[str, Any], overrides: list[str] = (),
+def load_config(path: str | Path | dict[str, Any] | Config, overrides: list[str] | str = (),
                 **fields: Any) -> Config:
     """Read a YAML config file (or a run directory's, or take a dict), apply overrides and
     validate.
 
     Parameters
     ----------
-    path : path or dict
-        A YAML file, a run directory (its ``config.yaml``), or the config as a dict.
-    overrides : list of str
+    path : path, dict or Config
+        A YAML file, a run directory (its ``config.yaml``), the config as a dict, or a
+        ``Config`` to change.
+    overrides : list of str, or str
         ``--set`` texts, ``"train.lr=3e-4"``; values are parsed as YAML.
     **fields
         Field values by dotted path with ``__`` for the dot: ``train__lr=3e-4``,
@@ -826,6 +833,10 @@ def load_config(path: str | Path | dict[str, Any], overrides: list[str] = (),
     -------
     >>> config = load_config("examples/digits.yaml", train__epochs=5, name="digits-short")
     """
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    if isinstance(path, Config):
+        path = path.model_dump(mode="json")
     if isinstance(path, dict):
         return config_from_dict(path, overrides, origin="config", fields=fields)
     path = Path(path)

@@ -50,7 +50,7 @@ def _bdt_scores(train, test, name: str, seed: int) -> np.ndarray:
 
 
 def _network_scores(run: Path, test) -> np.ndarray:
-    from hepdl.evaluation.predict import predict
+    from hepdl.evaluation.predictions import predict
     from hepdl.runs import Run
 
     scores = predict(Run.load(run).network(), test).scores

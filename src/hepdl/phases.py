@@ -96,7 +96,7 @@ def finite_size_fit(sizes: Sequence[int], crossings: Sequence[float]) -> dict[st
 def phase_curve(run_path: Path, data_file: Path, size: int) -> PhaseCurve:
     """Score every configuration of ``data_file`` with a trained run (no temperature selection)."""
     from hepdl.data import load_dataset
-    from hepdl.evaluation.predict import predict
+    from hepdl.evaluation.predictions import predict
     from hepdl.runs import Run
 
     run = Run.load(run_path)

@@ -157,7 +157,10 @@ class Run:
         self._predictions = None
 
     @classmethod
-    def load(cls, path: str | Path) -> Run:
+    def load(cls, path: str | Path | Run) -> Run:
+        """The run in directory ``path`` (a ``Run`` is returned as it is)."""
+        if isinstance(path, Run):
+            return path
         path = Path(path)
         if not (path / CONFIG).is_file():
             raise DataError(str(path), f"not a run directory (no {CONFIG})")
@@ -219,7 +222,7 @@ class Run:
         import numpy as np
 
         from hepdl.data.dataset import Dataset
-        from hepdl.evaluation.predict import predict
+        from hepdl.evaluation.predictions import predict
 
         names = list(self.spec["input_shapes"])
         if not isinstance(arrays, dict):
@@ -236,24 +239,38 @@ class Run:
             if inputs[name].shape[1:] != tuple(shape):
                 raise DataError(f"arrays[{name!r}]", f"events of shape {inputs[name].shape[1:]}, "
                                                      f"expected {tuple(shape)}")
+            if not np.isfinite(inputs[name]).all():
+                raise DataError(f"arrays[{name!r}]", "holds NaN or infinite values")
+        counts = {name: len(value) for name, value in inputs.items()}
+        if len(set(counts.values())) > 1:
+            raise DataError("arrays", f"the inputs hold different numbers of events: {counts}")
+        if not next(iter(counts.values())):
+            width = () if self.spec["task"] == "regression" else (len(self.spec["class_names"]),)
+            return np.zeros((0, *width))
         return predict(self.network(), Dataset(inputs, None), batch_size).scores
 
     def predictions(self):
         """The network's scores on the run's test split, with labels and observers
-        ([`Predictions`][hepdl.evaluation.predict.Predictions]); computed once."""
+        ([`Predictions`][hepdl.evaluation.predictions.Predictions]); computed once."""
         if self._predictions is None:
             from hepdl.data import load_splits
-            from hepdl.evaluation.predict import predict
+            from hepdl.evaluation.predictions import predict
 
             test = load_splits(self.config.data, self.config.task, self.config.seed)["test"]
             self._predictions = predict(self.network(), test)
         return self._predictions
+
+    def _classifier(self, plot: str) -> None:
+        if self.config.task != "classification":
+            raise HepdlError(f"{plot}: {self.config.name} is a regression; its figures are "
+                             "plot_history() and the run's plots/regression.png")
 
     def plot_roc(self):
         """ROC curves of the test split (background rejection vs signal efficiency), a
         matplotlib Figure."""
         from hepdl.evaluation.plots import plot_roc
 
+        self._classifier("plot_roc")
         _show_figures_inline()
         return plot_roc(self.predictions(), self.metrics.get("auc"))
 
@@ -261,6 +278,7 @@ class Run:
         """The network output of each class per true class, on the test split."""
         from hepdl.evaluation.plots import plot_outputs
 
+        self._classifier("plot_outputs")
         _show_figures_inline()
         return plot_outputs(self.predictions())
 
@@ -287,8 +305,11 @@ def _show_figures_inline() -> None:
     shell = get_ipython()
     if shell is None or not hasattr(shell, "kernel"):  # a terminal IPython has no inline images
         return
+    import matplotlib
     from matplotlib.figure import Figure
 
+    if "widget" in matplotlib.get_backend() or "ipympl" in matplotlib.get_backend():
+        return  # the user's interactive backend shows figures its own way
     if Figure not in shell.display_formatter.formatters["image/png"].type_printers:
         shell.run_line_magic("matplotlib", "inline")
 

@@ -17,7 +17,7 @@ import numpy as np
 from hepdl.config import Config, FileSource
 from hepdl.errors import ConfigError
 from hepdl.evaluation.metrics import compute_metrics
-from hepdl.evaluation.predict import Predictions
+from hepdl.evaluation.predictions import Predictions
 
 
 def _features(dataset, names: list[str]) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ from hepdl.data.dataset import load_dataset, load_splits
 from hepdl.errors import DataError
 from hepdl.evaluation import plots
 from hepdl.evaluation.metrics import compute_metrics
-from hepdl.evaluation.predict import Predictions, predict
+from hepdl.evaluation.predictions import Predictions, predict
 from hepdl.runs import HEALTH, HISTORY, METRICS, PLOTS, Run, atomic_write
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from hepdl.evaluation.predict import Predictions
+from hepdl.evaluation.predictions import Predictions
 
 
 def roc(labels_signal: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hepdl.evaluation.metrics import roc
-from hepdl.evaluation.predict import Predictions
+from hepdl.evaluation.predictions import Predictions
 
 
 def _style():

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from hepdl.errors import DataError
-from hepdl.evaluation.predict import Predictions
+from hepdl.evaluation.predictions import Predictions
 from hepdl.runs import temporary_path
 
 SUFFIXES = (".h5", ".hdf5", ".parquet", ".csv", ".npz", ".root")

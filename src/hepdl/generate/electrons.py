@@ -331,10 +331,20 @@ def efficiencies(totals: dict[str, dict]) -> dict[str, float]:
     return out
 
 
-def class_blocks(events: int, block_size: int) -> list[tuple[str, int]]:
-    """(process, candidates) of each generator block: half of the events real (``zee``, the odd
-    one too) and half fake (``qcd``), in blocks of at most ``block_size`` taking turns."""
-    left = {"zee": events - events // 2, "qcd": events // 2}
+def class_blocks(events: int, block_size: int) -> tuple[list[tuple[str, int]], int]:
+    """(process, candidates) of each generator block, and the HDF5 chunk (in events) that
+    divides every block but the last, as the writer needs.
+
+    Half of the events are real (``zee``) and half fake (``qcd``), in blocks of at most
+    ``block_size`` candidates of one class taking turns; the real half is rounded to whole
+    chunks (64 events from 256 events on), so that only the last block, a fake one, is partial.
+    """
+    chunk = 64
+    while chunk > 1 and 4 * chunk > events:  # small files: smaller chunks, an exact half
+        chunk //= 2
+    chunk = math.gcd(chunk, block_size)
+    left = {"zee": chunk * int(events / (2 * chunk) + 0.5)}
+    left["qcd"] = events - left["zee"]
     blocks = []
     while any(left.values()):
         for process in ("zee", "qcd"):
@@ -342,7 +352,7 @@ def class_blocks(events: int, block_size: int) -> list[tuple[str, int]]:
             if size:
                 blocks.append((process, size))
                 left[process] -= size
-    return blocks
+    return blocks, chunk
 
 
 def make_electrons(out: str | Path, events: int, *, seed: int = 1, workers: int = 1,
@@ -361,8 +371,8 @@ def make_electrons(out: str | Path, events: int, *, seed: int = 1, workers: int 
     from hepdl.generate.writer import run_blocks, write_blocks
 
     sample = sample or ElectronSample()
-    jobs = [(sample, process, size, seed, b)
-            for b, (process, size) in enumerate(class_blocks(events, sample.block_size))]
+    blocks, chunk = class_blocks(events, sample.block_size)
+    jobs = [(sample, process, size, seed, b) for b, (process, size) in enumerate(blocks)]
     totals = {p: asdict(_Counts()) for p in PROCESSES}
 
     def counted(blocks):
@@ -384,8 +394,6 @@ def make_electrons(out: str | Path, events: int, *, seed: int = 1, workers: int 
              "detector": json.dumps(asdict(sample.detector)),
              "preselection": json.dumps(asdict(sample.preselection)),
              "class_names": ["fake", "electron"], "towers_channels": ["ECAL", "HCAL", "tracks"]}
-    # HDF5 chunks of events that divide every block but the last
-    chunk = min(math.gcd(64, *(size for _, _, size, _, _ in jobs[:-1])), events)
     path = write_blocks(out, events, counted(run_blocks(make_block, jobs,
                         workers, chunk)), attrs, chunk_events=chunk, progress=progress)
     effs = efficiencies(totals)

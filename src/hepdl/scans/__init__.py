@@ -7,6 +7,6 @@ from hepdl.scans.table import scan_rows
 
 # Optuna imports tqdm.auto, which in a notebook without ipywidgets warns that its progress bars
 # cannot draw; hepdl shows none of Optuna's progress bars.
-warnings.filterwarnings("ignore", message="IProgress not found")
+warnings.filterwarnings("ignore", message="IProgress not found", module="tqdm")
 
 __all__ = ["run_scan", "run_worker", "scan_rows"]

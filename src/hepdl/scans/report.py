@@ -32,7 +32,7 @@ def best_roc(config: Config, study, n_best: int = 3):
     from hepdl.data import load_splits
     from hepdl.evaluation.metrics import roc
     from hepdl.evaluation.plots import _figure, _style
-    from hepdl.evaluation.predict import predict
+    from hepdl.evaluation.predictions import predict
     from hepdl.runs import Run
 
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
@@ -68,9 +68,6 @@ def write_scan_report(config: Config, study, out: Path) -> list[Path]:
     """objective_vs_params.png, parallel_coordinates.png, importance.png, best_roc.png."""
     import warnings
 
-    import matplotlib
-
-    matplotlib.use("Agg")
     from optuna.visualization import matplotlib as ov
 
     from hepdl.evaluation.plots import save_figure

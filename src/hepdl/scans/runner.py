@@ -74,20 +74,23 @@ def reap_lost_trials(study, config: Config) -> list[int]:
     now, lost = time.time(), []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         alive = trial.user_attrs.get("alive_at") or trial.datetime_start.timestamp()
-        if now - alive < config.scan.grace_seconds:
-            continue
+        if now - alive < config.scan.grace_seconds or trial.user_attrs.get("lost"):
+            continue  # alive, or already queued again by its own worker (SIGTERM)
         handle = optuna.trial.Trial(study, trial._trial_id)
-        handle.set_user_attr("failure", f"worker lost: no epoch ended for {now - alive:.0f} s")
-        _queue_again(study, handle)
-        study.tell(trial.number, state=TrialState.FAIL)
+        try:
+            handle.set_user_attr("failure", f"worker lost: no epoch ended for {now - alive:.0f} s")
+            handle.set_user_attr("lost", True)
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (RuntimeError, ValueError):  # another worker starting now reaped it first
+            continue
+        _queue_again(study, trial)
         lost.append(trial.number)
     return lost
 
 
 def _queue_again(study, trial) -> None:
-    """Mark a trial whose worker went away as lost (it does not count against the budget) and
-    put its values back in the queue for another worker."""
-    trial.set_user_attr("lost", True)
+    """Put the values of a trial whose worker went away (marked ``lost``: it does not count
+    against the budget) back in the queue for another worker."""
     attrs = {"requeued_from": trial.number}
     if trial.user_attrs.get("grid_point"):
         attrs["grid_point"] = True
@@ -113,11 +116,12 @@ def _sampler(config: Config, seed: int):
     scan = config.scan
     if scan.sampler in ("grid", "random"):  # grid points are enqueued trials (enqueue_grid)
         return optuna.samplers.RandomSampler(seed=seed)
+    startup = scan.startup_trials
     if scan.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
     if scan.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
 def open_study(config: Config, storage: str | None = None, seed: int | None = None):
@@ -151,7 +155,7 @@ def objective(config: Config, threads: int | None, console=None):
         if threads:
             trial_config.train.threads = threads
         run = out / f"trial_{trial.number:04d}"
-        trial.set_user_attr("run", str(run))
+        trial.set_user_attr("run", str(run.resolve()))  # found from any directory
         trial.set_user_attr("alive_at", time.time())
         if run.exists():  # a trial number is never reused: this is debris of a killed worker
             shutil.rmtree(run)
@@ -174,9 +178,13 @@ def objective(config: Config, threads: int | None, console=None):
         try:
             api.train(trial_config, run_dir=run, console=console, on_epoch=on_epoch)
         except Interrupted as exc:
+            if exc.signal_name is None:  # train.time_limit: the trial's own budget, spent
+                trial.set_user_attr("failure", str(exc))
+                raise TrialFailed(str(exc)) from None
             # the job is ending (SIGTERM, SIGINT): this worker stops, and the values go back in
             # the queue for a worker with time left
             trial.set_user_attr("failure", f"interrupted, values queued again: {exc}")
+            trial.set_user_attr("lost", True)
             _queue_again(trial.study, trial)
             raise
         except HepdlError as exc:

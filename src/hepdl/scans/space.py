@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from hepdl.config import Config, ParameterSpec, config_from_dict
+from hepdl.config import Config, ParameterSpec, config_from_dict, set_path
 from hepdl.errors import ConfigError
 
 
@@ -61,9 +61,5 @@ def configure(base: Config, values: dict[str, Any]) -> Config:
     raw.pop("scan", None)
     raw.pop("study", None)
     for path, value in values.items():
-        node = raw
-        *parents, last = path.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = copy.deepcopy(value)
+        set_path(raw, path.split("."), copy.deepcopy(value), f"scan.space.{path}")
     return config_from_dict(raw, origin=f"scan values {values}")

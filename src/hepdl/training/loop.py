@@ -65,8 +65,9 @@ class Interrupted(HepdlError):
 
     resumable = True
 
-    def __init__(self, run: Path, reason: str):
+    def __init__(self, run: Path, reason: str, signal_name: str | None = None):
         self.run = run
+        self.signal_name = signal_name  #: SIGTERM, SIGINT, or None for the time limit
         super().__init__(f"{reason}; checkpoint written, continue with: hepdl train {run} --resume")
 
 
@@ -222,6 +223,7 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
                 f"the last checkpoint {run / LAST} is usable: hepdl train {run} --resume "
                 "(under torchrun for several ranks)") from None
     except Interrupted as stop:
+        finished = True  # every rank decided to stop at the same step
         mark(run, status="interrupted", reason=str(stop).split(";")[0], finished=now())
         raise
     except HepdlError as exc:
@@ -450,7 +452,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                     running["seconds"] = seconds
                     loss_sum, events = ranks.sum(running["loss_sum"], running["events"])
                     save_last(epoch, b + 1, {**running, "loss_sum": loss_sum, "events": events})
-                    raise Interrupted(run, stop.reason or "another rank was stopped")
+                    raise Interrupted(run, stop.reason or "another rank was stopped",
+                                      stop.signal_name)
 
             # -------------------------------------------------------------- end of epoch
             running["seconds"] += time.perf_counter() - tick
@@ -492,7 +495,7 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                 break
             (stopping,) = ranks.any(stop.reason is not None)  # decided together
             if stopping and epoch < train_cfg.epochs:
-                raise Interrupted(run, stop.reason or "another rank was stopped")
+                raise Interrupted(run, stop.reason or "another rank was stopped", stop.signal_name)
 
     # ------------------------------------------------------------------ final weights
     if not main:
