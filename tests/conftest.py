@@ -77,7 +77,9 @@ def root_file(tmp_path, blob_arrays):
 
 
 def small_config(tmp_path: Path, **sections) -> dict:
-    """A quick digits config as a dict; sections override the defaults given here."""
+    """A quick digits config as a dict; sections override the defaults given here. It writes
+    no figure files (most of a small run's time): a test of the figures asks for them with
+    ``evaluate={"plots": True}``."""
     config = {
         "name": "t",
         "seed": 3,
@@ -86,6 +88,7 @@ def small_config(tmp_path: Path, **sections) -> dict:
         "preprocess": {"pixels": ["standardize"]},
         "model": {"width": 32, "depth": 1},
         "train": {"epochs": 3, "batch_size": 64, "lr": 3e-3, "threads": 1},
+        "evaluate": {"plots": False},
     }
     for key, value in sections.items():
         if key in {"train", "model"} and isinstance(value, dict):

@@ -16,7 +16,8 @@ from tests.conftest import small_config, write_config
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("api")
-    return hepdl.train(hepdl.load_config(small_config(tmp), train__lr=1e-2), console=None)
+    return hepdl.train(hepdl.load_config(small_config(tmp, evaluate={"plots": True}),
+                                         train__lr=1e-2), console=None)
 
 
 def test_public_names_are_the_api_and_survive_importing_every_subpackage():

@@ -113,6 +113,7 @@ def test_the_table_of_completed_and_failed_trials_prints(tmp_path, npz_file, cli
     result = cli("scan", "table", path)
     assert result.exit_code == 0, result.output
     assert "complete" in result.stdout and "fail" in result.stdout
+    assert "objective" in result.stdout and "trial" in result.stdout
     assert "loss became" in result.stdout  # the failed trial's reason
 
 

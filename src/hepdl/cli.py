@@ -183,8 +183,10 @@ def export(
 
     done = api.export_onnx(run, onnx, check_events=check_events)
     inputs = ", ".join(f"{name} {tuple(shape)}" for name, shape in done.inputs.items())
-    _console().print(f"wrote {done.path}: inputs {inputs} (batch axis first), output scores "
-                     f"{done.class_names}; onnxruntime matches PyTorch within "
+    output = (f"output scores {done.class_names}" if done.class_names
+              else "output scores (the regression value)")
+    _console().print(f"wrote {done.path}: inputs {inputs} (batch axis first), {output}; "
+                     "onnxruntime matches PyTorch within "
                      f"{done.max_difference:.1e} on {done.events_checked} test events",
                      soft_wrap=True)
 

@@ -51,7 +51,7 @@ def _cell(value: Any, key: str) -> str:
     if value is None or value == "":
         return ""
     if isinstance(value, float):
-        return f"{value:.4f}" if key.endswith("_AUC") else f"{value:.1f}"
+        return f"{value:.4f}" if key.endswith("_AUC") or key == "objective" else f"{value:.1f}"
     return str(value)
 
 
@@ -66,14 +66,16 @@ def print_study(console, rows: list[dict[str, Any]], summary: list[str]) -> None
     # values have their own columns in table.csv and table.md; the AUC columns of any row (a
     # failed trial has none)
     aucs = list(dict.fromkeys(k for row in rows for k in row if k.endswith("_AUC")))
-    shown = aucs + ["epochs", "seconds", "status"]
+    shown = aucs + ["objective", "epochs", "seconds", "status"]
+    shown = [k for k in shown if any(k in row for row in rows)]  # a study has no objective
     table = Table(title="study (best first)")
+    table.add_column("trial", justify="right")
     table.add_column("model")
     for key in shown:
         table.add_column(key, justify="right")
     for row in rows:
         cells = [_cell(row.get(k), k) for k in shown]
-        table.add_row(escape(row["model"]), *cells)
+        table.add_row(str(row["trial"]), escape(row["model"]), *cells)
     console.print(table)
     for row in rows:
         if row["finding"]:

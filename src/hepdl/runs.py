@@ -244,9 +244,6 @@ class Run:
         counts = {name: len(value) for name, value in inputs.items()}
         if len(set(counts.values())) > 1:
             raise DataError("arrays", f"the inputs hold different numbers of events: {counts}")
-        if not next(iter(counts.values())):
-            width = () if self.spec["task"] == "regression" else (len(self.spec["class_names"]),)
-            return np.zeros((0, *width))
         return predict(self.network(), Dataset(inputs, None), batch_size).scores
 
     def predictions(self):

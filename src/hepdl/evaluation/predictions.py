@@ -38,13 +38,21 @@ class Predictions:
         return len(self.scores)
 
 
+def _scores(parts: list[torch.Tensor], spec: dict) -> np.ndarray:
+    """The batches' scores as one float64 array; (0, n_classes) or (0,) for no events."""
+    if not parts:
+        width = () if spec["task"] == "regression" else (len(spec["class_names"]),)
+        return np.zeros((0, *width))
+    return torch.cat(parts).numpy().astype(np.float64)
+
+
 @torch.no_grad()
 def predict(network: Network, dataset: Dataset, batch_size: int = 4096) -> Predictions:
     """Run ``network`` (eval mode) over ``dataset`` in batches."""
     network.eval()
     loader = InMemoryLoader(dataset, batch_size=batch_size)
     parts = [probabilities(network(inputs), network.spec) for inputs, _ in loader.batches()]
-    scores = torch.cat(parts).numpy().astype(np.float64)
+    scores = _scores(parts, network.spec)
     return Predictions(scores, dataset.labels, dict(dataset.observers),
                        list(network.spec["class_names"]), network.spec["task"])
 
@@ -60,6 +68,6 @@ def predict_files(network: Network, events, batch_size: int = 4096) -> Predictio
         for lo in range(0, len(next(iter(inputs.values()))), batch_size):
             batch = {k: torch.from_numpy(v[lo:lo + batch_size]) for k, v in inputs.items()}
             parts.append(probabilities(network(batch), network.spec))
-    scores = torch.cat(parts).numpy().astype(np.float64)
+    scores = _scores(parts, network.spec)
     return Predictions(scores, events.labels, events.read_observers(),
                        list(network.spec["class_names"]), network.spec["task"])

@@ -248,6 +248,9 @@ def run_worker(config: Config, *, storage: str | None = None, threads: int | Non
     callbacks = [freeze_long_lived]
     if config.scan.trials is not None:
         if budget_used(study) >= config.scan.trials:
+            if console is not None:
+                console.print(f"scan {config.name}: its budget of {config.scan.trials} trials "
+                              "is used; nothing to do (raise scan.trials to go on)")
             return
 
         def stop_at_budget(study, trial) -> None:
