@@ -739,7 +739,9 @@ def _error_line(error: ValidationError, origin: str) -> ConfigError:
         got = ""
     more = f" [+{error.error_count() - 1} more]" if error.error_count() > 1 else ""
     where = f"{origin}: {path}" if origin else path
-    return ConfigError(where, f"{first['msg']}{got}{more}")
+    # pydantic prefixes the messages of hepdl's own validators: the message is what matters
+    message = first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return ConfigError(where, f"{message}{got}{more}")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
