@@ -90,7 +90,7 @@ print(f"best: ECALNorm={best['ECALNorm']}, mean AUC {best['objective']:.4f}; "
 # normalizations: a division by 150 or by the largest cell squeezes the faint outer cells and
 # the second core of a π⁰ towards zero, while the logarithm keeps them visible. With 3,000
 # events one seed decides close calls between neighbouring rows; the README demo (6,000
-# events) gives learnable 0.843, nonlinear 0.842, I/max 0.835, I/150 0.803.
+# events) gives learnable 0.843, nonlinear 0.842, I/max 0.832, I/150 0.803.
 
 # %% [markdown]
 # ## The best network
