@@ -41,6 +41,18 @@ def trained(path, tmp_path, model=None, name="onnx"):
     return api.train(config)
 
 
+def count_block_reads(monkeypatch) -> list:
+    """Make streamed files read a chunk at a time; the list gets an entry for each read."""
+    import hepdl.data.streaming as streaming
+
+    calls = []
+    original = streaming.EventFiles.read_block
+    monkeypatch.setattr(streaming.EventFiles.read_all, "__defaults__", (1,))  # a chunk a block
+    monkeypatch.setattr(streaming.EventFiles, "read_block",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    return calls
+
+
 def session(path):
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
@@ -118,7 +130,6 @@ def test_predictions_of_an_hdf5_file_are_streamed_block_by_block(lcd_file, tmp_p
                                                                  monkeypatch):
     import h5py
 
-    import hepdl.data.streaming as streaming
     from hepdl.config import DataConfig
     from hepdl.data import load_dataset
     from hepdl.evaluation.predictions import predict
@@ -128,11 +139,7 @@ def test_predictions_of_an_hdf5_file_are_streamed_block_by_block(lcd_file, tmp_p
     with h5py.File(lcd_file) as f, h5py.File(chunked, "w") as g:
         for key in f:
             g.create_dataset(key, data=f[key][()], chunks=(16, *f[key].shape[1:]))
-    calls = []
-    original = streaming.EventFiles.read_block
-    monkeypatch.setattr(streaming.EventFiles.read_all, "__defaults__", (1,))  # a chunk a block
-    monkeypatch.setattr(streaming.EventFiles, "read_block",
-                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    calls = count_block_reads(monkeypatch)
     out = api.predict(run.path, chunked, tmp_path / "scores.h5")
     assert len(calls) == 8  # 120 events in blocks of 16, never whole
     data = DataConfig.model_validate(run.config.data.model_dump(mode="json"))
@@ -163,3 +170,28 @@ def test_prediction_input_without_a_model_input_or_of_another_shape(lcd_file, tm
                tmp_path / "s.csv")
     assert done.exit_code == 2 and "(25, 25, 25)" in done.output
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_an_unlabelled_hdf5_file_is_scored_block_by_block(h5_file, tmp_path, monkeypatch):
+    import h5py
+
+    from tests.conftest import blobs, small_config
+
+    config = small_config(tmp_path, data={"source": {
+        "kind": "hdf5", "path": str(h5_file), "inputs": {"x": "features"},
+        "label": "Event/label", "observers": {"energy": "Event/energy"}}},
+        preprocess={"x": ["standardize"]}, train={"epochs": 1})
+    run = api.train(config_from_dict(config))
+    features, _, energy = blobs(100, seed=9)
+    unlabelled = tmp_path / "data.h5"  # what the detector recorded: no truth label
+    with h5py.File(unlabelled, "w") as f:
+        f.create_dataset("features", data=features, chunks=(10, 4))
+        f["Event/energy"] = energy
+    calls = count_block_reads(monkeypatch)
+    out = api.predict(run.path, unlabelled, tmp_path / "scores.h5")
+    assert len(calls) == 10  # 100 events in blocks of 10, never whole
+    expected = run.predict({"x": features})
+    with h5py.File(out) as f:
+        assert "label" not in f
+        np.testing.assert_allclose(f["score_1"][()], expected[:, 1], atol=1e-6)
+        np.testing.assert_array_equal(f["energy"][()], energy)

@@ -305,3 +305,37 @@ def test_training_streamed_lcd_files_resumes(tmp_path):
         torch.testing.assert_close(a[name], b[name])
     test = load_splits(config_from_dict(raw).data, "classification", 3)["test"]
     assert test.class_names == ["Ele", "Pi0"] and test.inputs["ecal"].shape[1:] == (25, 25, 25)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_ranks_read_their_own_blocks_and_take_the_same_steps(splits, monkeypatch, shuffle):
+    from hepdl.data.streaming import EventFiles
+    from hepdl.training.distributed import Ranks
+
+    read: list[tuple[int, int, int]] = []
+    real = EventFiles.read_block
+
+    def counted(self, handles, file, lo, hi, check_finite=True):
+        read.append((file, lo, hi))
+        return real(self, handles, file, lo, hi, check_finite)
+
+    monkeypatch.setattr(EventFiles, "read_block", counted)
+    split = splits["train"]
+    loaders = [StreamingLoader(split, batch_size=16, shuffle=shuffle, seed=4,
+                               ranks=Ranks(rank, 2), **SMALL) for rank in range(2)]
+    alone = StreamingLoader(split, batch_size=16, shuffle=shuffle, seed=4, **SMALL)
+    for epoch in (0, 1):
+        read.clear()
+        parts = [list(loader.batches(epoch)) for loader in loaders]
+        assert len(read) == len(set(read)) == len(loaders[0].blocks)  # each block read once
+        assert [len(p) for p in parts] == [len(alone)] * 2  # the same number of steps
+        seen = [ids(p) for p in parts]
+        assert abs(len(seen[0]) - len(seen[1])) <= 2 * 32  # about half each (whole blocks)
+        np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.sort(ids(alone.batches(
+            epoch))))  # together: every event of the split once
+        steps = np.array([[len(labels) for _, labels in p] for p in parts]).sum(axis=0)
+        one = np.array([len(labels) for _, labels in alone.batches(epoch)])
+        assert np.all(np.abs(steps - one) <= 1)  # the ranks' parts make about one batch
+    # a resumed rank skips to its part of batch 5 without reading what comes before
+    np.testing.assert_array_equal(ids(loaders[1].batches(1, start=5)),
+                                  ids(list(loaders[1].batches(1))[5:]))

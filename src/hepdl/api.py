@@ -224,27 +224,18 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
 
 
 def _predict_streamed(run: Run, data: DataConfig, output: str | Path) -> Path | None:
-    """Predictions for labelled HDF5 and LCD files, read block by block (files of any size);
-    None where the file must be read whole: no labels, NaN events to drop, a selection, hits
-    or scalar inputs."""
+    """Predictions for HDF5 and LCD files, read block by block (files of any size); None where
+    the file must be read whole: NaN events to drop, a selection, hits or scalar inputs."""
     from hepdl.data.streaming import event_files
-    from hepdl.errors import DataError, KeyNotFoundError
     from hepdl.evaluation.predictions import predict_files
     from hepdl.export import write_predictions
 
-    source = data.source
-    if (source.kind not in ("hdf5", "lcd") or data.nonfinite != "error"
-            or getattr(source, "select", None) or getattr(source, "scalar_inputs", None)):
+    if data.not_streamable() is not None:
         return None
     try:
-        events = event_files(data, run.config.task)
-    except (ConfigError, KeyNotFoundError, DataError) as exc:
-        label = getattr(source, "label", None)
-        unlabelled = isinstance(exc, KeyNotFoundError) and exc.key == label or (
-            isinstance(exc, DataError) and "no label key" in str(exc))
-        if unlabelled or isinstance(exc, ConfigError):
-            return None  # read whole below, where a missing label is allowed
-        raise
+        events = event_files(data, run.config.task, require_labels=False)
+    except ConfigError:  # inputs stored as hits: read whole below
+        return None
     if run.config.task == "classification":
         events.class_names = run.spec["class_names"]
     return write_predictions(predict_files(run.network(), events), output)

@@ -228,26 +228,36 @@ class DataConfig(Section):
         default=True, description="false: data larger than memory; HDF5 files (source kind hdf5 "
         "or lcd) are read chunk by chunk in a background thread, never whole.",
     )
+    shuffle: bool = Field(
+        default=True, description="Draw a new order of the training events each epoch; false "
+        "keeps file order, the same batches every epoch (to compare runs batch by batch, e.g. "
+        "data-parallel ranks against one process).",
+    )
     shuffle_buffer_mb: int = Field(
         default=64, ge=1, description="in_memory: false: MiB of events, whole HDF5 chunks drawn "
         "across all files, shuffled together for training.",
     )
 
+    def not_streamable(self) -> str | None:
+        """Why these events cannot be read chunk by chunk from HDF5 (None: they can)."""
+        if self.source.kind not in STREAMING_KINDS:
+            return (f"in_memory: false streams HDF5 files; source kind {self.source.kind!r} is "
+                    "read whole (use kind hdf5 or lcd, or in_memory: true)")
+        if getattr(self.source, "scalar_inputs", None):
+            return ("scalar_inputs need in_memory: true (the streaming loader reads the "
+                    "calorimeter images only)")
+        if getattr(self.source, "select", None):
+            return ("select needs in_memory: true (streamed events are counted from the file "
+                    "headers before they are read)")
+        if self.nonfinite == "drop":
+            return ("nonfinite: drop needs in_memory: true (streamed events are counted from the "
+                    "file headers before they are read); use nonfinite: error")
+        return None
+
     @model_validator(mode="after")
     def _streamable(self) -> DataConfig:
-        if not self.in_memory and self.source.kind not in STREAMING_KINDS:
-            raise ValueError(f"in_memory: false streams HDF5 files; source kind "
-                             f"{self.source.kind!r} is read whole (use kind hdf5 or lcd, or "
-                             "in_memory: true)")
-        if not self.in_memory and getattr(self.source, "scalar_inputs", None):
-            raise ValueError("scalar_inputs need in_memory: true (the streaming loader reads "
-                             "the calorimeter images only)")
-        if not self.in_memory and getattr(self.source, "select", None):
-            raise ValueError("select needs in_memory: true (streamed events are counted from "
-                             "the file headers before they are read)")
-        if not self.in_memory and self.nonfinite == "drop":
-            raise ValueError("nonfinite: drop needs in_memory: true (streamed events are counted "
-                             "from the file headers before they are read); use nonfinite: error")
+        if not self.in_memory and (reason := self.not_streamable()):
+            raise ValueError(reason)
         return self
 
 

@@ -89,8 +89,9 @@ class EventFiles:
         Shape of one event of each input.
     chunk_rows : ndarray
         HDF5 chunk length along the event axis of the first input, per file (1 if contiguous).
-    labels : ndarray
-        Every event's label: class index (int64) or regression target (float32).
+    labels : ndarray or None
+        Every event's label: class index (int64) or regression target (float32); None for a
+        prediction input without labels.
     class_names : list of str
         Class names in label-index order (empty for regression).
     read_observers : callable
@@ -104,7 +105,7 @@ class EventFiles:
     input_keys: dict[str, str | list[str]]
     input_shapes: dict[str, tuple[int, ...]]
     chunk_rows: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray | None
     class_names: list[str]
     read_observers: Callable[[], dict[str, np.ndarray]] = field(repr=False)
     nonfinite: str = "error"
@@ -194,17 +195,22 @@ def _close(handles: dict[int, object]) -> None:
     handles.clear()
 
 
-def _hdf5_events(data: DataConfig, task: str, path: PathSpec | None) -> EventFiles:
+def _hdf5_events(data: DataConfig, task: str, path: PathSpec | None,
+                 require_labels: bool = True) -> EventFiles:
     """Headers, labels and observer reader of an ``hdf5`` source (labels read whole)."""
     source: FileSource = data.source
-    if source.label is None:
-        raise DataError("data.source.label", "no label key given; training needs labels")
     files = expand_paths(path or source.path)
+    label = source.label
+    if label is not None and not require_labels and not any(
+            _holds(file, label) for file in files):
+        label = None  # a prediction input without labels: scores only
+    if label is None and require_labels:
+        raise DataError("data.source.label", "no label key given; training needs labels")
     where = str(path or source.path)
     shapes: dict[str, tuple[int, ...]] = {}
     first_file: dict[str, Path] = {}
     counts, chunk_rows = [], []
-    keys = [source.label, *source.observers.values()]
+    keys = [*([label] if label is not None else []), *source.observers.values()]
     for file in files:
         with open_hdf5(file) as handle:
             lengths = {}
@@ -243,8 +249,11 @@ def _hdf5_events(data: DataConfig, task: str, path: PathSpec | None) -> EventFil
             raise DataError(str(file), f"keys hold different numbers of events: {detail}")
         counts.append(next(iter(lengths.values())))
 
-    raw = np.concatenate([read_hdf5(f, [source.label])[source.label] for f in files])
-    if task == "regression":
+    raw = None if label is None else np.concatenate([read_hdf5(f, [label])[label]
+                                                     for f in files])
+    if raw is None:
+        labels, class_names = None, list(source.class_names or [])
+    elif task == "regression":
         labels = np.asarray(raw, dtype=np.float32).reshape(len(raw), -1)
         labels, class_names = (labels[:, 0] if labels.shape[1] == 1 else labels), []
     else:
@@ -262,6 +271,12 @@ def _hdf5_events(data: DataConfig, task: str, path: PathSpec | None) -> EventFil
                       chunk_rows=np.asarray(chunk_rows, dtype=np.int64), labels=labels,
                       class_names=list(class_names), read_observers=read_observers,
                       nonfinite=data.nonfinite)
+
+
+def _holds(file: Path, key: str) -> bool:
+    """Whether an HDF5 file holds ``key`` (a path such as ``event/label``)."""
+    with open_hdf5(file) as handle:
+        return key in handle
 
 
 def _lcd_events(data: DataConfig, task: str, path: PathSpec | None) -> EventFiles:
@@ -286,7 +301,7 @@ def _lcd_events(data: DataConfig, task: str, path: PathSpec | None) -> EventFile
 
 
 def event_files(data: DataConfig, task: str = "classification",
-                path: PathSpec | None = None) -> EventFiles:
+                path: PathSpec | None = None, require_labels: bool = True) -> EventFiles:
     """The events of an ``hdf5`` or ``lcd`` source, reading headers and labels only.
 
     Parameters
@@ -297,6 +312,9 @@ def event_files(data: DataConfig, task: str = "classification",
         How labels are read.
     path : str or list of str, optional
         Files to read instead of the source's own (a split's files).
+    require_labels : bool
+        False for prediction inputs: an ``hdf5`` file without the label key gives
+        ``labels`` None.
 
     Raises
     ------
@@ -309,7 +327,7 @@ def event_files(data: DataConfig, task: str = "classification",
     if data.source.kind == "lcd":
         events = _lcd_events(data, task, path)
     elif data.source.kind == "hdf5":
-        events = _hdf5_events(data, task, path)
+        events = _hdf5_events(data, task, path, require_labels)
     else:
         raise ConfigError("data.in_memory", f"false streams HDF5 files; source kind "
                                             f"{data.source.kind!r} is read whole")
@@ -486,6 +504,11 @@ class StreamingLoader:
     Block order and shuffles are drawn from ``(seed, epoch)`` and ``(seed, epoch, buffer)``, so
     ``batches(epoch, start)`` skips to batch ``start`` without reading the buffers before it.
 
+    In data-parallel training (``ranks``) each epoch's blocks, in the epoch's order, are dealt
+    out to the ranks in runs of about ``1/world`` of the events each, and a rank reads only its
+    own. Every rank still takes ``ceil(n_events / batch_size)`` steps: its events are spread
+    over them in proportion, so the ranks' parts of a step add up to about ``batch_size``.
+
     Parameters
     ----------
     split : StreamingSplit
@@ -503,6 +526,8 @@ class StreamingLoader:
         ``data.shuffle_buffer_mb``.
     read_bytes : int
         Bytes read at a time, rounded to whole HDF5 chunks.
+    ranks : hepdl.training.distributed.Ranks, optional
+        In data-parallel training, the rank whose share of the blocks this loader reads.
 
     Example
     -------
@@ -512,8 +537,9 @@ class StreamingLoader:
 
     def __init__(self, split: StreamingSplit, *, batch_size: int, shuffle: bool = False,
                  seed: int = 0, label_dtype: torch.dtype | None = None,
-                 buffer_bytes: int | None = None, read_bytes: int = READ_BYTES):
+                 buffer_bytes: int | None = None, read_bytes: int = READ_BYTES, ranks=None):
         self.split = split
+        self.rank, self.world = (0, 1) if ranks is None else (ranks.rank, ranks.world)
         self.events = split.events
         self.n_events = len(split)
         self.batch_size = batch_size
@@ -523,6 +549,9 @@ class StreamingLoader:
             buffer_bytes = DataConfig.model_fields["shuffle_buffer_mb"].default * 2**20
         labels = torch.from_numpy(np.ascontiguousarray(split.labels))
         self.labels = labels if label_dtype is None else labels.to(label_dtype)
+        if self.world > 1:  # blocks small enough to deal out evenly: at least ~8 a rank
+            whole = self.events.n_events * self.events.event_bytes
+            read_bytes = min(read_bytes, max(1, whole // (8 * self.world)))
         blocks = self.events.blocks(read_bytes)
         first, last = split.selection(blocks)
         keep = np.flatnonzero(last > first)  # blocks with none of this split's events: unread
@@ -543,20 +572,36 @@ class StreamingLoader:
     def _seed(self, *more: int) -> np.random.Generator:
         return np.random.default_rng([self.seed % 2**63, *more])
 
-    def buffers(self, epoch: int) -> list[np.ndarray]:
-        """The block numbers of each buffer of ``epoch``, in reading order."""
+    def plan(self, epoch: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """This rank's block numbers of ``epoch`` in buffers, in reading order, and its events
+        in each of the ``len(self)`` batches."""
         order = np.arange(len(self.blocks))
         if self.shuffle:
             order = self._seed(epoch).permutation(order)
-        return [order[i:i + self.blocks_per_buffer]
-                for i in range(0, len(order), self.blocks_per_buffer)]
+        counts = (self.last - self.first)[order]
+        n, steps = self.n_events, len(self)
+        if self.world > 1:  # a block goes to the rank whose share holds its middle event
+            middle = np.cumsum(counts) - counts / 2
+            mine = np.minimum((middle * self.world // max(n, 1)).astype(np.int64),
+                              self.world - 1) == self.rank
+            order, counts = order[mine], counts[mine]
+        buffers = [order[i:i + self.blocks_per_buffer]
+                   for i in range(0, len(order), self.blocks_per_buffer)]
+        # this rank's events spread over the steps in proportion to the global batches; alone,
+        # exactly batch_size each and the rest in the last
+        mine = int(counts.sum())
+        ends = mine * np.minimum(np.arange(steps + 1) * self.batch_size, n) // max(n, 1)
+        return buffers, np.diff(ends)
 
     def _read_buffer(self, blocks: np.ndarray, epoch: int, number: int,
                      handles: dict[int, object]) -> tuple[dict[str, np.ndarray], torch.Tensor]:
         """The split's events of some blocks, shuffled together (one scatter per block)."""
         counts = self.last[blocks] - self.first[blocks]
         n = int(counts.sum())
-        position = self._seed(epoch, number).permutation(n) if self.shuffle else np.arange(n)
+        # each rank shuffles its own buffers (rank 0's draws are one process's)
+        rank = (self.rank,) if self.rank else ()
+        position = (self._seed(epoch, number, *rank).permutation(n) if self.shuffle
+                    else np.arange(n))
         offsets = np.concatenate([[0], np.cumsum(counts)])
         inputs = {name: np.empty((n, *shape), dtype=np.float32)
                   for name, shape in self.events.input_shapes.items()}
@@ -573,18 +618,20 @@ class StreamingLoader:
         return inputs, labels
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
-        """Yield ``(inputs, labels)`` for the batches of ``epoch`` from batch number ``start``."""
-        size = self.batch_size
-        skip = start * size
-        if skip >= self.n_events:
+        """Yield ``(inputs, labels)`` for the batches of ``epoch`` from batch number ``start``
+        (in data-parallel training a rank's part of a batch can be empty)."""
+        plan, sizes = self.plan(epoch)
+        if start >= len(sizes):
             return iter(())
-        plan = self.buffers(epoch)
+        skip = int(sizes[:start].sum())
         ends = np.cumsum([int((self.last[p] - self.first[p]).sum()) for p in plan])
         first_buffer = int(np.searchsorted(ends, skip, side="right"))
         offset = skip - (int(ends[first_buffer - 1]) if first_buffer else 0)
 
         def produce(put: Callable[[object], None]) -> None:
             handles: dict[int, object] = {}
+            wanted = iter(sizes[start:].tolist())
+            want = next(wanted, None)
             pending: list[Batch] = []
             waiting = 0
             try:
@@ -593,30 +640,37 @@ class StreamingLoader:
                     tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
                     n = len(labels)
                     pos = offset if number == first_buffer else 0
-                    if waiting:  # complete the batch begun in the previous buffer
-                        take = min(size - waiting, n - pos)
-                        pending.append(({k: v[pos:pos + take] for k, v in tensors.items()},
-                                        labels[pos:pos + take]))
-                        waiting, pos = waiting + take, pos + take
-                        if waiting == size:
-                            put(_join(pending))
-                            pending, waiting = [], 0
-                    while n - pos >= size:
-                        put(({k: v[pos:pos + size] for k, v in tensors.items()},
-                             labels[pos:pos + size]))
-                        pos += size
-                    if pos < n:
-                        pending.append(({k: v[pos:] for k, v in tensors.items()}, labels[pos:]))
-                        waiting += n - pos
-                if waiting:
-                    put(_join(pending))
+                    while want is not None:  # cut this buffer's events into the batches
+                        take = min(want - waiting, n - pos)
+                        if take:
+                            pending.append(({k: v[pos:pos + take] for k, v in tensors.items()},
+                                            labels[pos:pos + take]))
+                            waiting, pos = waiting + take, pos + take
+                        if waiting < want:  # the rest of this batch is in the next buffer
+                            break
+                        put(self._join(pending))
+                        pending, waiting, want = [], 0, next(wanted, None)
+                while want is not None:  # a rank's empty parts of the last steps
+                    put(self._join(pending))
+                    pending, want = [], next(wanted, None)
             finally:
                 _close(handles)
 
         return _in_background(produce, self.prefetch)
 
+    def _join(self, pieces: list[Batch]) -> Batch:
+        """One batch from the pieces of consecutive buffers (none: an empty batch)."""
+        if len(pieces) == 1:
+            return pieces[0]
+        if not pieces:
+            return ({k: torch.empty(0, *shape) for k, shape in self.events.input_shapes.items()},
+                    self.labels[:0])
+        inputs = {k: torch.cat([p[0][k] for p in pieces]) for k in pieces[0][0]}
+        return inputs, torch.cat([p[1] for p in pieces])
+
     def chunks(self) -> Iterator[dict[str, torch.Tensor]]:
-        """The split's inputs block by block in file order (fitting preprocessing in one pass)."""
+        """The split's inputs block by block in file order (fitting preprocessing in one pass);
+        all of the split's blocks, on any rank."""
 
         def produce(put: Callable[[object], None]) -> None:
             handles: dict[int, object] = {}
@@ -633,10 +687,3 @@ class StreamingLoader:
 
         return _in_background(produce, 2)
 
-
-def _join(pieces: list[Batch]) -> Batch:
-    """One batch from the pieces of consecutive buffers."""
-    if len(pieces) == 1:
-        return pieces[0]
-    inputs = {k: torch.cat([p[0][k] for p in pieces]) for k in pieces[0][0]}
-    return inputs, torch.cat([p[1] for p in pieces])

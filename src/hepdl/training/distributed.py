@@ -5,16 +5,30 @@ several machines) starts N copies of the same command; torchrun's environment (`
 ``WORLD_SIZE``, ``MASTER_ADDR``, ...) tells each which it is, and :meth:`Ranks.from_env` joins
 them in one process group: gloo on CPU, nccl on GPU. Nothing changes for one process.
 
-How the ranks share the work (the choices a single-process run would give the same result to):
+How the ranks share the work:
 
-* ``train.batch_size`` stays the *global* batch: every rank draws the same shuffled order and
-  trains on its contiguous part of each batch (:meth:`Ranks.part`);
+* each rank reads and holds its own *shard* of the training and validation events, never the
+  whole split:
+
+  - in memory (``data.in_memory: true``) the shard is the rank's contiguous part of every batch
+    of the split in file order (:meth:`Ranks.shard`); with ``data.shuffle: false`` the ranks'
+    parts of batch ``k`` together are exactly one process's batch ``k``, so the run is one
+    process's run up to rounding (tested); with shuffling each rank draws its own order of its
+    shard each epoch, so batches mix events differently than in one process;
+  - streamed (``data.in_memory: false``) each epoch deals the shuffled HDF5 blocks out to the
+    ranks, about ``1/world`` of the events each (:class:`~hepdl.data.streaming.StreamingLoader`),
+    so a rank reads only its blocks;
+
+  rank 0 reads the training split once more, to fit the preprocessing exactly as one process
+  would, and hands the fitted constants to the others with the initial weights;
+* ``train.batch_size`` stays the *global* batch, and every rank takes the same number of steps;
 * DDP averages the gradients over ranks, so each rank's mean loss is weighted by its share of the
-  batch (``n_rank x world / n_batch``): the averaged gradient is the global batch's, for batches
-  that do not split evenly too;
+  batch (``n_rank x world / n_batch``, the counts summed over ranks every step): the averaged
+  gradient is the global batch's, for batches that do not split evenly too;
 * losses, accuracies and event counts are summed over ranks (:meth:`Ranks.sum`) before they are
   written, and a stop request or a non-finite loss on any rank stops all of them at the same batch;
-* rank 0 alone writes the run directory; every rank reads ``last.pt`` to resume.
+* rank 0 alone writes the run directory; every rank reads ``last.pt`` to resume (with the same
+  number of ranks for the same batches: another number re-deals the shards from the next batch).
 
 A rank that dies makes the others fail in their next collective call (gloo: connection closed);
 they stop with :class:`~hepdl.errors.TrainingError` naming the checkpoint to resume from, and
@@ -28,6 +42,7 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+import numpy as np
 import torch
 
 
@@ -63,6 +78,23 @@ class Ranks:
         """This rank's contiguous part of a batch of ``n`` events (sizes differ by at most 1)."""
         lo = self.rank * n // self.world
         return slice(lo, (self.rank + 1) * n // self.world)
+
+    def batch_parts(self, n: int, batch_size: int) -> np.ndarray:
+        """Events of this rank in each batch of a split of ``n`` events in batches of
+        ``batch_size`` (its :meth:`part` of each; they add up to ``len(shard(n, batch_size))``)."""
+        sizes = np.minimum(batch_size, n - np.arange(0, n, batch_size))
+        return (self.rank + 1) * sizes // self.world - self.rank * sizes // self.world
+
+    def shard(self, n: int, batch_size: int) -> np.ndarray:
+        """The positions of this rank's events in a split of ``n`` (sorted): its :meth:`part`
+        of every batch of ``batch_size`` events taken in order. Every rank's shard holds events
+        from all over the split, so no rank sees only one file (or one class of a sorted file)."""
+        position = np.arange(n)
+        first = position - position % batch_size  # the first event of the position's batch
+        size = np.minimum(batch_size, n - first)
+        within = position - first
+        return position[(within >= self.rank * size // self.world)
+                        & (within < (self.rank + 1) * size // self.world)]
 
     def sum(self, *values: float) -> list[float]:
         """Each value summed over the ranks (float64)."""

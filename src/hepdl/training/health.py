@@ -62,6 +62,8 @@ class HealthMonitor:
 
     def _activation_hook(self, name: str, module: nn.Module):
         def hook(_module, _inputs, output):
+            if not len(output):  # a data-parallel rank's empty part of a batch
+                return
             with torch.no_grad():
                 flat = output.detach().flatten(1)
                 if isinstance(module, RECTIFIERS):

@@ -21,8 +21,8 @@ import torch
 
 from hepdl import __version__
 from hepdl.config import Config, load_config
-from hepdl.data.dataset import load_splits
-from hepdl.data.loader import InMemoryLoader
+from hepdl.data.dataset import load_shards, load_splits
+from hepdl.data.loader import InMemoryLoader, as_tensors
 from hepdl.errors import ConfigError, HepdlError, TrainingError
 from hepdl.models import Network, network_spec
 from hepdl.preprocess.base import fit_streaming
@@ -259,10 +259,6 @@ def _learning_rate(config: Config, run: Path, console) -> float:
 def _train(config: Config, run: Path, checkpoint: dict | None, console,
            on_epoch: Callable[[dict], None] | None = None, ranks: Ranks = ALONE) -> Path:
     train_cfg = config.train
-    if ranks.distributed and not config.data.in_memory:
-        raise ConfigError("data.in_memory", f"false is not supported in data-parallel training "
-                                            f"({ranks.world} ranks): each rank holds the data "
-                                            "in memory; use data.in_memory: true")
     if ranks.distributed and train_cfg.gradient_penalty:
         raise ConfigError("train.gradient_penalty", f"is not supported in data-parallel training "
                                                     f"({ranks.world} ranks): DDP's gradients are "
@@ -278,21 +274,23 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     # ------------------------------------------------------------------ data
+    # rank 0 (or one process) reads the training split whole: the preprocessing is fitted on it;
+    # the other ranks of a data-parallel job read their shards only (hepdl.training.distributed)
     label_dtype = torch.float32 if config.task == "regression" else torch.long
-    if config.data.in_memory:
+    batch_sizes = {"train": train_cfg.batch_size, "val": max(train_cfg.batch_size, 1024)}
+    if config.data.in_memory and main:
         splits = load_splits(config.data, config.task, config.seed)
-        loader, options = InMemoryLoader, {"ranks": ranks}
+        sizes = {name: len(split) for name, split in splits.items()}
+    elif config.data.in_memory:
+        splits, sizes = load_shards(config.data, config.task, config.seed,
+                                    lambda name, n: ranks.shard(n, batch_sizes[name]))
     else:  # larger than memory: HDF5 chunks read in a background thread as training goes
         from hepdl.data.streaming import StreamingLoader, streaming_splits
 
         splits = streaming_splits(config.data, config.task, config.seed)
-        loader = StreamingLoader
-        options = {"buffer_bytes": config.data.shuffle_buffer_mb * 2**20}
-    train_set, val_set = splits["train"], splits["val"]
-    train_loader = loader(train_set, batch_size=train_cfg.batch_size, shuffle=True,
-                          seed=config.seed, label_dtype=label_dtype, **options)
-    val_loader = loader(val_set, batch_size=max(train_cfg.batch_size, 1024),
-                        label_dtype=label_dtype, **options)
+        sizes = {name: len(split) for name, split in splits.items()}
+    train_set = splits["train"]  # rank 0: the whole split, for the preprocessing's fit
+    class_labels = train_set.labels  # rank 0: every training event's (class weights)
     # training batches only; drawn from (seed, epoch, batch), so a resumed run mirrors alike
     mirroring = Mirroring.from_config(train_cfg.augment, train_set.input_shapes, config.seed)
 
@@ -304,14 +302,37 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                                              "as hits (zero-suppressed): use the dense file")
     spec = network_spec(config, train_set.input_shapes, train_set.class_names, hits)
     network = Network(spec)
-    if checkpoint is None:
-        if config.data.in_memory:
-            network.fit_preprocessing(train_loader.inputs)  # training split only
+    if checkpoint is None and main:
+        if config.data.in_memory:  # training split only
+            network.fit_preprocessing(as_tensors(train_set.inputs))
         else:  # partial_fit over passes of the training split, chunk by chunk
-            fit_streaming(network.preprocess, train_loader.chunks)
+            fit_streaming(network.preprocess,
+                          StreamingLoader(train_set, batch_size=batch_sizes["train"]).chunks)
         if train_cfg.init_from:
             taken = _load_initial_weights(network, train_cfg.init_from)
             _print(console, f"initial weights: {len(taken)} tensors from {train_cfg.init_from}")
+    if checkpoint is None and ranks.distributed:  # rank 0's fitted constants and weights to all
+        state = ranks.broadcast(network.state_dict() if main else None)
+        if not main:
+            network.load_state_dict(state)
+
+    if config.data.in_memory:
+        if ranks.distributed and main:  # rank 0 keeps its shards only, as the others do
+            splits = {name: splits[name].subset(ranks.shard(sizes[name], batch_sizes[name]))
+                      for name in ("train", "val")}
+
+        def loader(name: str, **options) -> InMemoryLoader:
+            return InMemoryLoader(splits[name], batch_size=batch_sizes[name],
+                                  label_dtype=label_dtype, ranks=ranks, n_events=sizes[name],
+                                  **options)
+    else:
+        def loader(name: str, **options) -> StreamingLoader:
+            return StreamingLoader(splits[name], batch_size=batch_sizes[name],
+                                   label_dtype=label_dtype, ranks=ranks,
+                                   buffer_bytes=config.data.shuffle_buffer_mb * 2**20, **options)
+    train_loader = loader("train", shuffle=config.data.shuffle, seed=config.seed)
+    val_loader = loader("val")
+    splits.clear()  # the test split, read in memory with the others, is not kept
     frozen = _freeze(network, train_cfg.freeze)
     network.to(device)
     trained = network  # what the loop calls: the network, or its DDP wrapper over the ranks
@@ -328,7 +349,9 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
     lr = ranks.broadcast(_learning_rate(config, run, console) if main else None)
     optimizer = build_optimizer(train_cfg.optimizer, trainable, lr)
     schedule = build_schedule(train_cfg.schedule, optimizer, train_cfg.epochs)
-    objective = objective_for(config, train_set.labels, spec["class_names"])
+    objective = objective_for(config, class_labels, spec["class_names"])
+    if ranks.distributed:  # rank 0's, from every training event
+        objective.class_weights = ranks.broadcast(objective.class_weights)
     if objective.class_weights is not None:
         objective.class_weights = objective.class_weights.to(device)
     scaler = grad_scaler(device, train_cfg.precision)  # fp16 only; a pass-through otherwise
@@ -370,17 +393,18 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             "rng": torch.get_rng_state(), "scaler": scaler.state_dict(),
         }, run / LAST)
 
+    backend = "nccl" if device.type == "cuda" else "gloo"  # between the ranks' gradients
     tracking = tracker(config, run) if main else None  # TensorBoard, MLflow: off by default
     n_params = sum(p.numel() for p in network.parameters())
     n_trainable = sum(p.numel() for p in trainable)
     _print(console, f"[bold]{config.name}[/] -> {run}")
-    _print(console, f"events: train {len(train_set)}, val {len(val_set)}, test "
-                    f"{len(splits['test'])}; {len(train_loader)} batches/epoch of "
+    _print(console, f"events: train {sizes['train']}, val {sizes['val']}, test "
+                    f"{sizes['test']}; {len(train_loader)} batches/epoch of "
                     f"{train_cfg.batch_size}; parameters {n_params:,} ({n_trainable:,} trained"
                     f"{f', {len(frozen)} tensors frozen' if frozen else ''}); "
                     f"threads {torch.get_num_threads()}; device {device}"
                     f"{f' ({train_cfg.precision})' if train_cfg.precision != 'fp32' else ''}"
-                    f"{f'; {ranks.world} ranks (DDP, gloo)' if ranks.distributed else ''}")
+                    f"{f'; {ranks.world} ranks (DDP, {backend})' if ranks.distributed else ''}")
     if mirroring is not None:
         _print(console, f"augmentation: {', '.join(mirroring.axes)} of "
                         f"{', '.join(mirroring.inputs)} in half the training events each")
@@ -424,11 +448,10 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                 nonfinite = not torch.isfinite(loss)
                 stopping = stop.reason is not None
                 if ranks.distributed:  # all ranks stop at the same batch, for any reason
-                    nonfinite, stopping = ranks.any(nonfinite, stopping)
-                    in_batch = min(train_cfg.batch_size,
-                                   train_loader.n_events - b * train_cfg.batch_size)
+                    flags = ranks.sum(float(nonfinite), float(stopping), float(len(labels)))
+                    nonfinite, stopping, in_batch = flags[0] > 0, flags[1] > 0, flags[2]
                     # DDP averages over ranks: weigh this rank's mean by its share of the batch
-                    loss = loss + (len(labels) * ranks.world / in_batch - 1) * data_loss
+                    loss = loss + (len(labels) * ranks.world / max(in_batch, 1) - 1) * data_loss
                 if nonfinite:
                     lr = optimizer.param_groups[0]["lr"]
                     raise TrainingError(
