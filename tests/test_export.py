@@ -195,3 +195,11 @@ def test_an_unlabelled_hdf5_file_is_scored_block_by_block(h5_file, tmp_path, mon
         assert "label" not in f
         np.testing.assert_allclose(f["score_1"][()], expected[:, 1], atol=1e-6)
         np.testing.assert_array_equal(f["energy"][()], energy)
+    # a glob of labelled and unlabelled files: scores of every event, without labels
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "a.h5").write_bytes(h5_file.read_bytes())
+    (mixed / "b.h5").write_bytes(unlabelled.read_bytes())
+    out = api.predict(run.path, mixed / "*.h5", tmp_path / "mixed.h5")
+    with h5py.File(out) as f:
+        assert "label" not in f and len(f["score_1"]) == 400 + 100

@@ -231,7 +231,7 @@ class DataConfig(Section):
     shuffle: bool = Field(
         default=True, description="Draw a new order of the training events each epoch; false "
         "keeps file order, the same batches every epoch (to compare runs batch by batch, e.g. "
-        "data-parallel ranks against one process).",
+        "data-parallel ranks in memory against one process).",
     )
     shuffle_buffer_mb: int = Field(
         default=64, ge=1, description="in_memory: false: MiB of events, whole HDF5 chunks drawn "

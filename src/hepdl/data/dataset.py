@@ -385,12 +385,19 @@ def load_shards(data: DataConfig, task: str, seed: int,
     if data.not_streamable() is None and not _has_hits(data):
         streamed = streaming_splits(data, task, seed)
         sizes = {name: len(split) for name, split in streamed.items()}
-        kept = {}
-        for name in ("train", "val"):
-            split = streamed[name]
-            index = split.index[take(name, len(split))]
-            kept[name] = StreamingSplit(name, split.events, index).load()
-        return kept, sizes
+        index = {name: streamed[name].index[take(name, sizes[name])] for name in ("train", "val")}
+        if data.split.files is not None:  # files of their own: each split read by itself
+            return {name: StreamingSplit(name, streamed[name].events, index[name]).load()
+                    for name in index}, sizes
+        # one split of one set of files: train and val events read in one pass over the blocks
+        both = np.concatenate([index["train"], index["val"]])
+        order = np.argsort(both, kind="stable")
+        loaded = StreamingSplit("train", streamed["train"].events, both[order]).load()
+        where = np.empty(len(both), dtype=np.int64)
+        where[order] = np.arange(len(both))  # event i of `both` is event where[i] of `loaded`
+        n_train = len(index["train"])
+        return {"train": loaded.subset(where[:n_train]),
+                "val": loaded.subset(where[n_train:])}, sizes
     splits = load_splits(data, task, seed)
     sizes = {name: len(split) for name, split in splits.items()}
     return {name: splits[name].subset(take(name, sizes[name])) for name in ("train", "val")}, sizes

@@ -13,6 +13,7 @@ import torch
 
 from hepdl.data.dataset import Dataset
 from hepdl.data.hits import Hits
+from hepdl.data.shards import batch_sizes
 
 
 def as_tensors(inputs: dict[str, np.ndarray | Hits]) -> dict[str, torch.Tensor | Hits]:
@@ -56,10 +57,8 @@ class InMemoryLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.rank = 0 if ranks is None else ranks.rank
-        if ranks is not None and ranks.distributed:
-            sizes = ranks.batch_parts(self.n_events, batch_size)
-        else:
-            sizes = np.minimum(batch_size, self.n_events - np.arange(0, self.n_events, batch_size))
+        sizes = (ranks.batch_parts(self.n_events, batch_size) if ranks is not None
+                 else batch_sizes(self.n_events, batch_size))
         if sizes.sum() != len(dataset):
             raise ValueError(f"{len(dataset)} events given for a shard of {sizes.sum()}")
         self.bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()  # batch b: bounds[b:b+2]

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from hepdl.config import DataConfig, FileSource, LcdSource, PathSpec
+from hepdl.data import shards
 from hepdl.data.dataset import (
     SPLITS,
     Dataset,
@@ -53,6 +54,8 @@ READ_BYTES = 16 * 2**20
 """Bytes of events read at a time: whole HDF5 chunks, at least one, about this much."""
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor | None]
+Plan = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Blocks read together and the positions ``first:last`` of the split's events each gives."""
 
 
 # --------------------------------------------------------------------------- files and blocks
@@ -201,9 +204,9 @@ def _hdf5_events(data: DataConfig, task: str, path: PathSpec | None,
     source: FileSource = data.source
     files = expand_paths(path or source.path)
     label = source.label
-    if label is not None and not require_labels and not any(
+    if label is not None and not require_labels and not all(
             _holds(file, label) for file in files):
-        label = None  # a prediction input without labels: scores only
+        label = None  # a prediction input without labels (in some file): scores only
     if label is None and require_labels:
         raise DataError("data.source.label", "no label key given; training needs labels")
     where = str(path or source.path)
@@ -504,10 +507,11 @@ class StreamingLoader:
     Block order and shuffles are drawn from ``(seed, epoch)`` and ``(seed, epoch, buffer)``, so
     ``batches(epoch, start)`` skips to batch ``start`` without reading the buffers before it.
 
-    In data-parallel training (``ranks``) each epoch's blocks, in the epoch's order, are dealt
-    out to the ranks in runs of about ``1/world`` of the events each, and a rank reads only its
-    own. Every rank still takes ``ceil(n_events / batch_size)`` steps: its events are spread
-    over them in proportion, so the ranks' parts of a step add up to about ``batch_size``.
+    In data-parallel training (``ranks``) each rank reads a contiguous run of the epoch's
+    events, about ``1/world`` of them, and only the blocks that hold it (a block at either end
+    of the run is read by both neighbours, each keeping its own events). It cuts the run into
+    its parts of the ``ceil(n_events / batch_size)`` batches (:mod:`hepdl.data.shards`), so the
+    ranks' parts of a step add up to one batch of ``batch_size``.
 
     Parameters
     ----------
@@ -572,31 +576,36 @@ class StreamingLoader:
     def _seed(self, *more: int) -> np.random.Generator:
         return np.random.default_rng([self.seed % 2**63, *more])
 
-    def plan(self, epoch: int) -> tuple[list[np.ndarray], np.ndarray]:
-        """This rank's block numbers of ``epoch`` in buffers, in reading order, and its events
-        in each of the ``len(self)`` batches."""
+    def plan(self, epoch: int) -> tuple[list[Plan], np.ndarray]:
+        """This rank's reading plan of ``epoch`` and its events in each of the ``len(self)``
+        batches. The plan is buffers in reading order, each ``(blocks, first, last)``: block
+        numbers and, for each, the positions ``first:last`` of the split's events it gives."""
         order = np.arange(len(self.blocks))
         if self.shuffle:
             order = self._seed(epoch).permutation(order)
-        counts = (self.last - self.first)[order]
-        n, steps = self.n_events, len(self)
-        if self.world > 1:  # a block goes to the rank whose share holds its middle event
-            middle = np.cumsum(counts) - counts / 2
-            mine = np.minimum((middle * self.world // max(n, 1)).astype(np.int64),
-                              self.world - 1) == self.rank
-            order, counts = order[mine], counts[mine]
-        buffers = [order[i:i + self.blocks_per_buffer]
-                   for i in range(0, len(order), self.blocks_per_buffer)]
-        # this rank's events spread over the steps in proportion to the global batches; alone,
-        # exactly batch_size each and the rest in the last
-        mine = int(counts.sum())
-        ends = mine * np.minimum(np.arange(steps + 1) * self.batch_size, n) // max(n, 1)
-        return buffers, np.diff(ends)
+        first, last = self.first[order], self.last[order]
+        sizes = shards.batch_parts(self.n_events, self.batch_size, self.rank, self.world)
+        if self.world > 1:  # a contiguous run of the epoch's events, as many as its parts
+            lo = sum(int(shards.batch_parts(self.n_events, self.batch_size, r, self.world).sum())
+                     for r in range(self.rank))
+            hi = lo + int(sizes.sum())
+            ends = np.cumsum(last - first)
+            starts = ends - (last - first)
+            mine = (ends > lo) & (starts < hi)  # a block at either end is shared with a neighbour
+            first = first + np.maximum(lo - starts, 0)
+            last = last - np.maximum(ends - hi, 0)
+            order, first, last = order[mine], first[mine], last[mine]
+        step = self.blocks_per_buffer
+        buffers = [(order[i:i + step], first[i:i + step], last[i:i + step])
+                   for i in range(0, len(order), step)]
+        return buffers, sizes
 
-    def _read_buffer(self, blocks: np.ndarray, epoch: int, number: int,
-                     handles: dict[int, object]) -> tuple[dict[str, np.ndarray], torch.Tensor]:
-        """The split's events of some blocks, shuffled together (one scatter per block)."""
-        counts = self.last[blocks] - self.first[blocks]
+    def _read_buffer(self, blocks: np.ndarray, first: np.ndarray, last: np.ndarray, epoch: int,
+                     number: int, handles: dict[int, object]
+                     ) -> tuple[dict[str, np.ndarray], torch.Tensor]:
+        """The split's events ``first:last`` of some blocks, shuffled together (one scatter per
+        block)."""
+        counts = last - first
         n = int(counts.sum())
         # each rank shuffles its own buffers (rank 0's draws are one process's)
         rank = (self.rank,) if self.rank else ()
@@ -609,12 +618,12 @@ class StreamingLoader:
         for i, b in enumerate(blocks):
             lo, hi = int(self.blocks.lo[b]), int(self.blocks.hi[b])
             block = self.events.read_block(handles, int(self.blocks.file[b]), lo, hi)
-            rows = self.split.index[self.first[b]:self.last[b]] - self.blocks.start[b]
+            rows = self.split.index[first[i]:last[i]] - self.blocks.start[b]
             full = len(rows) == hi - lo
             where = position[offsets[i]:offsets[i + 1]]
             for name, value in block.items():
                 inputs[name][where] = value if full else value[rows]
-            labels[torch.from_numpy(where)] = self.labels[self.first[b]:self.last[b]]
+            labels[torch.from_numpy(where)] = self.labels[first[i]:last[i]]
         return inputs, labels
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
@@ -624,7 +633,7 @@ class StreamingLoader:
         if start >= len(sizes):
             return iter(())
         skip = int(sizes[:start].sum())
-        ends = np.cumsum([int((self.last[p] - self.first[p]).sum()) for p in plan])
+        ends = np.cumsum([int((last - first).sum()) for _, first, last in plan])
         first_buffer = int(np.searchsorted(ends, skip, side="right"))
         offset = skip - (int(ends[first_buffer - 1]) if first_buffer else 0)
 
@@ -636,7 +645,7 @@ class StreamingLoader:
             waiting = 0
             try:
                 for number in range(first_buffer, len(plan)):
-                    inputs, labels = self._read_buffer(plan[number], epoch, number, handles)
+                    inputs, labels = self._read_buffer(*plan[number], epoch, number, handles)
                     tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
                     n = len(labels)
                     pos = offset if number == first_buffer else 0

@@ -7,19 +7,19 @@ them in one process group: gloo on CPU, nccl on GPU. Nothing changes for one pro
 
 How the ranks share the work:
 
-* each rank reads and holds its own *shard* of the training and validation events, never the
-  whole split:
+* each rank holds its own *shard* of the training and validation events, never the whole split
+  (:mod:`hepdl.data.shards`):
 
   - in memory (``data.in_memory: true``) the shard is the rank's contiguous part of every batch
     of the split in file order (:meth:`Ranks.shard`); with ``data.shuffle: false`` the ranks'
     parts of batch ``k`` together are exactly one process's batch ``k``, so the run is one
     process's run up to rounding (tested); with shuffling each rank draws its own order of its
     shard each epoch, so batches mix events differently than in one process;
-  - streamed (``data.in_memory: false``) each epoch deals the shuffled HDF5 blocks out to the
-    ranks, about ``1/world`` of the events each (:class:`~hepdl.data.streaming.StreamingLoader`),
-    so a rank reads only its blocks;
+  - streamed (``data.in_memory: false``) each rank reads a contiguous run of each epoch's
+    shuffled blocks, about ``1/world`` of the events
+    (:class:`~hepdl.data.streaming.StreamingLoader`);
 
-  rank 0 reads the training split once more, to fit the preprocessing exactly as one process
+  rank 0 reads the whole training split first, to fit the preprocessing exactly as one process
   would, and hands the fitted constants to the others with the initial weights;
 * ``train.batch_size`` stays the *global* batch, and every rank takes the same number of steps;
 * DDP averages the gradients over ranks, so each rank's mean loss is weighted by its share of the
@@ -45,6 +45,8 @@ from datetime import timedelta
 import numpy as np
 import torch
 
+from hepdl.data import shards
+
 
 @dataclass(frozen=True)
 class Ranks:
@@ -54,8 +56,12 @@ class Ranks:
     world: int = 1
 
     @classmethod
-    def from_env(cls, backend: str = "gloo", timeout_s: float = 300) -> Ranks:
-        """Join torchrun's process group when ``WORLD_SIZE`` > 1; else one rank alone."""
+    def from_env(cls, backend: str = "gloo", timeout_s: float = 1800) -> Ranks:
+        """Join torchrun's process group when ``WORLD_SIZE`` > 1; else one rank alone.
+
+        ``timeout_s`` bounds a wait in a collective call: long enough for rank 0 to read and fit
+        the preprocessing on a large training split while the others wait (torch's default);
+        a rank that dies is noticed at once anyway, by its closed connections."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
@@ -75,26 +81,17 @@ class Ranks:
         return self.rank == 0
 
     def part(self, n: int) -> slice:
-        """This rank's contiguous part of a batch of ``n`` events (sizes differ by at most 1)."""
-        lo = self.rank * n // self.world
-        return slice(lo, (self.rank + 1) * n // self.world)
+        """This rank's contiguous part of a batch of ``n`` events (:mod:`hepdl.data.shards`)."""
+        lo, hi = shards.part_bounds(np.array([n]), self.rank, self.world)
+        return slice(int(lo[0]), int(hi[0]))
 
     def batch_parts(self, n: int, batch_size: int) -> np.ndarray:
-        """Events of this rank in each batch of a split of ``n`` events in batches of
-        ``batch_size`` (its :meth:`part` of each; they add up to ``len(shard(n, batch_size))``)."""
-        sizes = np.minimum(batch_size, n - np.arange(0, n, batch_size))
-        return (self.rank + 1) * sizes // self.world - self.rank * sizes // self.world
+        """Events of this rank in each batch of a split of ``n`` in batches of ``batch_size``."""
+        return shards.batch_parts(n, batch_size, self.rank, self.world)
 
     def shard(self, n: int, batch_size: int) -> np.ndarray:
-        """The positions of this rank's events in a split of ``n`` (sorted): its :meth:`part`
-        of every batch of ``batch_size`` events taken in order. Every rank's shard holds events
-        from all over the split, so no rank sees only one file (or one class of a sorted file)."""
-        position = np.arange(n)
-        first = position - position % batch_size  # the first event of the position's batch
-        size = np.minimum(batch_size, n - first)
-        within = position - first
-        return position[(within >= self.rank * size // self.world)
-                        & (within < (self.rank + 1) * size // self.world)]
+        """Positions of this rank's events in a split of ``n``: its part of every batch."""
+        return shards.shard(n, batch_size, self.rank, self.world)
 
     def sum(self, *values: float) -> list[float]:
         """Each value summed over the ranks (float64)."""
@@ -144,7 +141,7 @@ def is_lost_rank(exc: BaseException) -> bool:
     import torch.distributed as dist
 
     lost = (getattr(dist, "DistBackendError", ()), getattr(dist, "DistNetworkError", ()))
-    text = str(exc)
+    text = str(exc).lower()
     return isinstance(exc, lost) or (isinstance(exc, RuntimeError) and any(
-        s in text for s in ("Connection closed by peer", "Connection reset", "Gloo",
-                            "timed out", "Broken pipe")))
+        s in text for s in ("connection closed by peer", "connection reset", "gloo",
+                            "timed out", "broken pipe")))

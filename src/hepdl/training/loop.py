@@ -275,7 +275,7 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
         torch.cuda.set_device(device)
     # ------------------------------------------------------------------ data
     # rank 0 (or one process) reads the training split whole: the preprocessing is fitted on it;
-    # the other ranks of a data-parallel job read their shards only (hepdl.training.distributed)
+    # the other ranks of a data-parallel job keep their shards only (hepdl.training.distributed)
     label_dtype = torch.float32 if config.task == "regression" else torch.long
     batch_sizes = {"train": train_cfg.batch_size, "val": max(train_cfg.batch_size, 1024)}
     if config.data.in_memory and main:
@@ -315,6 +315,7 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
         state = ranks.broadcast(network.state_dict() if main else None)
         if not main:
             network.load_state_dict(state)
+    del train_set  # rank 0 of several: the whole split goes, its shards stay (below)
 
     if config.data.in_memory:
         if ranks.distributed and main:  # rank 0 keeps its shards only, as the others do
@@ -469,7 +470,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                 running["loss_sum"] += value * len(labels)
                 running["events"] += len(labels)
                 seconds = running["seconds"] + time.perf_counter() - tick
-                progress.update(task, advance=1, loss=running["loss_sum"] / running["events"],
+                progress.update(task, advance=1,  # (a rank's parts can all be empty so far)
+                                loss=running["loss_sum"] / max(running["events"], 1),
                                 rate=running["events"] / max(seconds, 1e-9))
                 if stopping:
                     running["seconds"] = seconds
