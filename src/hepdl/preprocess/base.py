@@ -65,9 +65,16 @@ class Transform(nn.Module):
         self.fitted_.fill_(True)
         return self
 
+    def end_fit(self) -> Transform:
+        """Finish a fit after its last :meth:`partial_fit`. A transform that needs all its data
+        at once (PCA, quantiles) only collects in ``partial_fit``, computes here, once, and lets
+        go of what it kept (so a chunked fit costs one fit, not one per chunk)."""
+        return self
+
     def fit(self, x: torch.Tensor) -> Transform:
         self.reset()
-        return self.partial_fit(x)
+        self.partial_fit(x)
+        return self.end_fit()
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -226,6 +233,8 @@ def fit_streaming(chains: Mapping[str, Chain],
                     for transform in chain[:k]:
                         x = transform(x)
                     chain[k].partial_fit(x)
+        for chain in learning.values():
+            chain[k].end_fit()
     return passes
 
 

@@ -17,7 +17,8 @@ class PCA(Transform):
     """``(x - mean) @ components.T`` (divided by sqrt(explained variance) when ``whiten``).
 
     The output keeps the input's width (all components), so later layers see the same shape.
-    Quantities are exact on the data it was given: streamed chunks are kept until the fit ends.
+    Quantities are exact on the data it was given: streamed chunks are kept until the fit ends
+    (:meth:`end_fit`), then let go.
     """
 
     def __init__(self, *, shape, whiten: bool = False):
@@ -40,11 +41,16 @@ class PCA(Transform):
 
     @torch.no_grad()
     def partial_fit(self, x: torch.Tensor) -> PCA:
+        if len(x):  # kept until end_fit: the components need every event at once
+            self._chunks.append(x.double().numpy())
+        return self
+
+    @torch.no_grad()
+    def end_fit(self) -> PCA:
         from sklearn.decomposition import PCA as SklearnPCA
 
-        if len(x):
-            self._chunks.append(x.double().numpy())
         data = np.concatenate(self._chunks) if self._chunks else np.zeros((0, self.shape[0]))
+        self._chunks = []
         if len(data) >= 2:
             pca = SklearnPCA(n_components=min(data.shape), whiten=False).fit(data)
             k = pca.n_components_
@@ -56,7 +62,8 @@ class PCA(Transform):
             if self.whiten:
                 scale[:k] = np.sqrt(np.maximum(pca.explained_variance_, 1e-12))
             self.scale_.copy_(torch.from_numpy(scale))
-        return super().partial_fit(x)
+        self.fitted_.fill_(True)
+        return self
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return ((x - self.mean_) @ self.components_.T) / self.scale_

@@ -52,13 +52,24 @@ class Divide(Transform):
                                   float(x.abs().max()) if x.numel() else 0.0))
         elif self.by == "quantile":
             # quantiles need all values: keep the nonzero ones (calorimeter images are sparse)
+            # until end_fit
             self._values.append(x[x != 0].abs().flatten().float().numpy())
-            values = np.concatenate(self._values)
-            if values.size:  # numpy: torch.quantile refuses more than 2^24 values
-                self.scale_.fill_(float(np.quantile(values, self.q)))
+            return self
         if float(self.scale_) <= 0:
             self.scale_.fill_(1.0)
         return super().partial_fit(x)
+
+    @torch.no_grad()
+    def end_fit(self) -> Divide:
+        if self.by == "quantile":
+            values = np.concatenate(self._values) if self._values else np.zeros(0)
+            self._values = []
+            # numpy: torch.quantile refuses more than 2^24 values
+            self.scale_.fill_(float(np.quantile(values, self.q)) if values.size else 1.0)
+            if float(self.scale_) <= 0:
+                self.scale_.fill_(1.0)
+            self.fitted_.fill_(True)
+        return self
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return x / self.scale_
@@ -138,16 +149,22 @@ class Robust(Transform):
 
     @torch.no_grad()
     def partial_fit(self, x: torch.Tensor) -> Robust:
+        if len(x):  # kept until end_fit: the quantiles need every event at once
+            self._chunks.append(x.reshape(len(x), -1).double().numpy())
+        return self
+
+    @torch.no_grad()
+    def end_fit(self) -> Robust:
         from sklearn.preprocessing import RobustScaler
 
-        if len(x):
-            self._chunks.append(x.reshape(len(x), -1).double().numpy())
         if self._chunks:
             scaler = RobustScaler(quantile_range=tuple(100 * q for q in self.quantiles))
             scaler.fit(np.concatenate(self._chunks))
             self.center_.copy_(torch.from_numpy(scaler.center_).reshape(self.shape))
             self.scale_.copy_(torch.from_numpy(scaler.scale_).reshape(self.shape))
-        return super().partial_fit(x)
+        self._chunks = []
+        self.fitted_.fill_(True)
+        return self
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.center_) / self.scale_
