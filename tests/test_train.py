@@ -347,3 +347,20 @@ def test_auto_device_and_bf16_autocast_train_on_the_cpu(tmp_path):
     # bf16 keeps 8 bits of mantissa in the products: close to fp32, not equal
     np.testing.assert_allclose(bf16, fp32, rtol=0.05)
     assert not np.allclose(bf16, fp32, rtol=1e-6)
+
+
+def test_a_run_stores_absolute_data_paths_and_is_read_from_anywhere(tmp_path, npz_file,
+                                                                    monkeypatch):
+    from hepdl import api
+
+    monkeypatch.chdir(npz_file.parent)
+    config = config_from_dict(small_config(
+        tmp_path, data={"source": {"kind": "npz", "path": npz_file.name,
+                                   "inputs": {"x": "features"}, "label": "label"}},
+        preprocess={"x": ["standardize"]}, train={"epochs": 1}))
+    run = api.train(config, console=None)
+    assert run.config.data.source.path == str(npz_file)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the data's relative path means nothing here
+    assert api.evaluate(run.path)["accuracy"] == run.metrics["accuracy"]

@@ -869,3 +869,28 @@ def load_config(path: str | Path | dict[str, Any] | Config, overrides: list[str]
 def dump_config(config: Config) -> str:
     """The resolved config as YAML, every default filled in."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def with_absolute_paths(config: Config, base: str | Path | None = None) -> Config:
+    """``config`` with its data files and ``train.init_from`` as absolute paths (relative ones
+    are taken from ``base``, the working directory by default), so that a run's stored config
+    reads the same files from any directory (``hepdl export``, ``evaluate``, ``--resume``)."""
+    base = Path.cwd() if base is None else Path(base)
+
+    def absolute(spec):
+        if spec is None:
+            return None
+        if isinstance(spec, dict):
+            return {key: absolute(value) for key, value in spec.items()}
+        if isinstance(spec, list):
+            return [absolute(value) for value in spec]
+        return spec if Path(spec).is_absolute() else str(base / spec)  # globs kept as they are
+
+    source = config.data.source
+    for field in ("path", "files"):  # a file source's path, an LCD source's files
+        if hasattr(source, field):
+            source = source.model_copy(update={field: absolute(getattr(source, field))})
+    split = config.data.split.model_copy(update={"files": absolute(config.data.split.files)})
+    train = config.train.model_copy(update={"init_from": absolute(config.train.init_from)})
+    data = config.data.model_copy(update={"source": source, "split": split})
+    return config.model_copy(update={"data": data, "train": train})

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hepdl.config import Config, config_from_dict
+from hepdl.config import Config, config_from_dict, with_absolute_paths
 from hepdl.errors import HepdlError
 from hepdl.runs import atomic_write
 from hepdl.training.loop import Interrupted
@@ -134,7 +134,7 @@ def train_or_resume(trial: Trial, config: Config, console) -> None:
     status = None
     if (run / "config.yaml").is_file():
         saved = Run.load(run).config.model_dump(mode="json")
-        if saved != config.model_dump(mode="json"):
+        if saved != with_absolute_paths(config).model_dump(mode="json"):  # as runs store it
             raise HepdlError(f"{run} was trained with a different config; remove it or give the "
                              "study another name")
         status = read_meta(run).get("status")

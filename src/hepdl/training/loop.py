@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from hepdl import __version__
-from hepdl.config import Config, load_config
+from hepdl.config import Config, load_config, with_absolute_paths
 from hepdl.data.dataset import load_shards, load_splits
 from hepdl.data.loader import InMemoryLoader, as_tensors
 from hepdl.errors import ConfigError, HepdlError, TrainingError
@@ -192,7 +192,8 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         if ranks.main:
             try:
                 made = new_run_dir(config, run_dir)
-                write_config(made, config)
+                # the run's config names its files absolutely: readable from any directory
+                write_config(made, with_absolute_paths(config))
             except HepdlError as exc:
                 made = exc
         run = ranks.broadcast(made)  # every rank stops, or goes on with rank 0's directory
