@@ -110,6 +110,11 @@ def test_labels_out_of_range_and_single_class(tmp_path):
     with pytest.raises(DataError, match=r"labels out of range 0..1 \(first: 2"):
         load_dataset(data(kind="npz", path=str(tmp_path / "b.npz"), inputs={"x": "features"},
                           label="label", class_names=["b", "s"]))
+    pdg = np.where(y == 1, 211, 11) * np.where(np.arange(100) % 2, 1, -1)  # e+-, pi+-
+    np.savez(tmp_path / "p.npz", features=f, label=pdg)
+    with pytest.raises(DataError, match="look like PDG codes: .* source kind: lcd"):
+        load_dataset(data(kind="npz", path=str(tmp_path / "p.npz"), inputs={"x": "features"},
+                          label="label"))
     np.savez(tmp_path / "c.npz", features=f, label=np.zeros(100, int))
     config = DataConfig.model_validate({"source": {
         "kind": "npz", "path": str(tmp_path / "c.npz"), "inputs": {"x": "features"},

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from hepdl.config import config_from_dict
-from hepdl.data.dataset import load_splits
+from hepdl.config import DataConfig, config_from_dict
+from hepdl.data.dataset import load_dataset, load_splits
 from hepdl.data.hits import Hits, convert_to_hits, read_hits
 from hepdl.errors import ConfigError, DataError, KeyNotFoundError
 from hepdl.models import Network, network_spec
@@ -137,6 +137,14 @@ def test_converted_file_holds_the_same_events(lcd_files, tmp_path):
         np.testing.assert_array_equal(a[split].labels, b[split].labels)
 
 
+def test_an_hdf5_source_on_a_hits_file_points_to_kind_lcd(lcd_files):
+    _, hits = lcd_files
+    data = DataConfig.model_validate({"source": {"kind": "hdf5", "path": str(hits),
+                                                 "inputs": {"ecal": "ECAL"}, "label": "index"}})
+    with pytest.raises(DataError, match=r"ECAL: is stored as hits .* source kind: lcd"):
+        load_dataset(data)
+
+
 def test_network_outputs_equal_on_dense_and_hits_batches(lcd_files, tmp_path):
     dense, hits = lcd_files
     config = lcd_config(hits, tmp_path)
@@ -240,6 +248,12 @@ def test_hits_command_writes_the_file_and_refuses_bad_keys(lcd_files, tmp_path, 
     failed = cli("data", "hits", dense, "--out", tmp_path / "x.h5", "--keys", "ECAL,NOPE")
     assert failed.exit_code == 2 and "NOPE" in failed.output
     assert not (tmp_path / "x.h5").exists()
+    with h5py.File(tmp_path / "empty.h5", "w") as f:
+        f["ECAL"] = np.zeros((0, 25, 25, 25), dtype=np.float32)
+    empty = cli("data", "hits", tmp_path / "empty.h5", "--out", tmp_path / "e.h5", "--keys",
+                "ECAL")
+    assert empty.exit_code == 2 and "ECAL: holds no events" in empty.output
+    assert not (tmp_path / "e.h5").exists()
 
 
 def test_nan_in_a_hits_file_is_named_or_its_event_dropped(lcd_files, tmp_path):

@@ -14,6 +14,8 @@ from hepdl.data.readers import expand_paths, read_arrays
 from hepdl.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
+PDG_CODES = (11, 13, 22, 111, 130, 211, 321, 2112, 2212)
+"""Particle codes a label of particle type is likely to hold (electron ... proton)."""
 
 
 @dataclass
@@ -143,22 +145,27 @@ def _encode_labels(raw: np.ndarray, class_names: list[str] | None, where: str):
         raw = raw.argmax(axis=1)
     raw = raw.ravel()
     if raw.dtype.kind in "USO":
-        names = class_names or sorted({str(v) for v in raw})
+        present, inverse = np.unique(raw.astype(str), return_inverse=True)  # sorted names
+        names = class_names or present.tolist()
         lookup = {n: i for i, n in enumerate(names)}
-        unknown = sorted({str(v) for v in raw} - set(lookup))
+        unknown = [v for v in present.tolist() if v not in lookup]
         if unknown:
             raise DataError(where, f"label {unknown[0]!r} is not one of the class names {names}")
-        return np.array([lookup[str(v)] for v in raw], dtype=np.int64), names
+        codes = np.array([lookup[v] for v in present.tolist()], dtype=np.int64)  # per name
+        return codes[inverse.ravel()], names
     if raw.dtype.kind == "f" and (not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw))):
         raise DataError(where, "class labels must be whole numbers (did you mean loss: mse?)")
     labels = raw.astype(np.int64)
     n_classes = len(class_names) if class_names else int(labels.max(initial=-1)) + 1
     bad = (labels < 0) | (labels >= n_classes)
     if bad.any():
+        pdg = np.isin(np.abs(labels), PDG_CODES).mean() > 0.5
         raise DataError(
             where,
             f"{int(bad.sum())} labels out of range 0..{n_classes - 1} "
-            f"(first: {int(labels[bad][0])} at event {int(np.flatnonzero(bad)[0])})",
+            f"(first: {int(labels[bad][0])} at event {int(np.flatnonzero(bad)[0])})"
+            + ("; these look like PDG codes: LCD calorimeter files are read with source kind: "
+               "lcd, which names the classes by |pdgID|" if pdg else ""),
         )
     return labels, class_names or [str(i) for i in range(n_classes)]
 

@@ -262,8 +262,7 @@ def convert_to_hits(source: str | Path, out: str | Path, keys: Sequence[str],
 
     import h5py
 
-    from hepdl.data.lcd import hdf5_dataset
-    from hepdl.data.readers import open_hdf5
+    from hepdl.data.readers import hdf5_dataset, open_hdf5
     from hepdl.errors import DataError
     from hepdl.runs import temporary_path
 
@@ -280,6 +279,8 @@ def convert_to_hits(source: str | Path, out: str | Path, keys: Sequence[str],
                 if node.ndim < 2:
                     raise DataError(f"{source}:{key}", f"holds shape {node.shape}; expected "
                                                        "events of cells (N, ...)")
+                if node.shape[0] == 0:
+                    raise DataError(f"{source}:{key}", "holds no events; nothing to convert")
             for key in inp:
                 if key not in keys:
                     inp.copy(inp[key], handle, name=key)

@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from hepdl.config import LcdSource, PathSpec
-from hepdl.data.readers import expand_paths, hdf5_datasets, open_hdf5
-from hepdl.errors import DataError, KeyNotFoundError
+from hepdl.data.readers import expand_paths, hdf5_dataset, open_hdf5
+from hepdl.errors import DataError
 
 PDG_CLASSES = {11: "Ele", 22: "Gamma", 111: "Pi0", 211: "ChPi"}
 """|pdgID| -> class name of the LCD particles."""
@@ -124,22 +124,6 @@ def _grouped_files(source: LcdSource, spec: PathSpec | dict[str, PathSpec]) -> l
                 for name, files in spec.items() for f in expand_paths(files)]
     return [(f, class_from_file_name(f) if source.layout == "v1" else None)
             for f in expand_paths(spec)]
-
-
-def hdf5_dataset(handle, path: Path, key: str):
-    """The dataset ``key`` of an open HDF5 file.
-
-    Raises
-    ------
-    KeyNotFoundError
-        ``key`` is not a dataset of the file; the message lists those there, nearest first.
-    """
-    import h5py
-
-    node = handle.get(key)
-    if not isinstance(node, h5py.Dataset):
-        raise KeyNotFoundError(str(path), key, hdf5_datasets(handle), "dataset")
-    return node
 
 
 def input_node(handle, path: Path, key: str):

@@ -85,15 +85,34 @@ def hdf5_datasets(handle) -> list[str]:
     return names
 
 
-def read_hdf5(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
+def hdf5_dataset(handle, path: Path, key: str):
+    """The dataset ``key`` of an open HDF5 file.
+
+    Raises
+    ------
+    KeyNotFoundError
+        ``key`` is not a dataset of the file; the message lists those there, nearest first.
+    DataError
+        ``key`` is a group of hits (``hepdl data hits``), which the ``lcd`` source reads.
+    """
     import h5py
 
+    from hepdl.data.hits import is_hits_group
+
+    node = handle.get(key)
+    if isinstance(node, h5py.Group) and is_hits_group(node):
+        raise DataError(f"{path}:{key}", "is stored as hits (zero-suppressed cells, hepdl data "
+                                         "hits): read such files with source kind: lcd")
+    if not isinstance(node, h5py.Dataset):
+        raise KeyNotFoundError(str(path), key, hdf5_datasets(handle), "dataset")
+    return node
+
+
+def read_hdf5(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
     with open_hdf5(path) as handle:
         out = {}
         for key in keys:
-            node = handle.get(key)
-            if not isinstance(node, h5py.Dataset):
-                raise KeyNotFoundError(str(path), key, hdf5_datasets(handle), "dataset")
+            node = hdf5_dataset(handle, path, key)
             try:
                 out[key] = _decode(node[()])
             except OSError as exc:

@@ -46,8 +46,8 @@ from hepdl.data.dataset import (
     check_splits,
     split_indices,
 )
-from hepdl.data.lcd import hdf5_dataset, read_lcd_observers, scan_lcd
-from hepdl.data.readers import expand_paths, open_hdf5, read_hdf5
+from hepdl.data.lcd import read_lcd_observers, scan_lcd
+from hepdl.data.readers import expand_paths, hdf5_dataset, open_hdf5, read_hdf5
 from hepdl.errors import ConfigError, DataError
 
 READ_BYTES = 16 * 2**20
