@@ -65,3 +65,22 @@ def test_a_tracker_that_is_not_installed_is_one_clear_error(tmp_path, monkeypatc
                         lambda name, *a: None if name == "mlflow" else real(name, *a))
     with pytest.raises(ConfigError, match="tracking.mlflow: needs mlflow.*pip install"):
         api.train(config_from_dict(small_config(tmp_path, tracking={"mlflow": True})))
+
+
+def test_an_mlflow_that_fails_costs_the_mlflow_view_only(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
+
+    def gone(*args, **kwargs):
+        raise ConnectionError("tracking server at http://mlflow:5000 went away")
+
+    monkeypatch.setattr(mlflow, "log_metrics", gone)  # after the run started: mid-training
+    with pytest.warns(RuntimeWarning, match="MLflow logging stopped .*went away"):
+        run = api.train(config_from_dict(small_config(tmp_path, tracking={"mlflow": True})))
+    assert run.meta["status"] == "completed" and len(run.history) == 3
+    # a server that cannot be reached at the start: one line before training (asked once)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    with pytest.raises(ConfigError, match=r"tracking.mlflow_uri: cannot log to http://"):
+        api.train(config_from_dict(small_config(tmp_path / "b", tracking={
+            "mlflow": True, "mlflow_uri": "http://127.0.0.1:9"})))

@@ -14,13 +14,20 @@ views of it for people who browse many runs:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 from hepdl.config import Config
 from hepdl.errors import ConfigError
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _require(module: str, option: str, install: str) -> None:
@@ -66,18 +73,24 @@ class Tracker:
             import mlflow
 
             runs_dir = Path(config.runs_dir).resolve()
-            mlflow.set_tracking_uri(settings.mlflow_uri or f"sqlite:///{runs_dir / 'mlflow.db'}")
-            name = settings.experiment or config.name
-            if mlflow.get_experiment_by_name(name) is None:
-                mlflow.create_experiment(name, artifact_location=(runs_dir / "mlruns").as_uri())
-            mlflow.set_experiment(name)
-            known = read_meta(self.run).get("mlflow_run_id")
-            if known:  # a resumed run, or its evaluation: the same MLflow run
-                mlflow.start_run(run_id=known)
-            else:
-                active = mlflow.start_run(run_name=self.run.name)
-                update_meta(self.run, mlflow_run_id=active.info.run_id)
-                mlflow.log_params(flat_params(config.model_dump(mode="json")))
+            uri = settings.mlflow_uri or f"sqlite:///{runs_dir / 'mlflow.db'}"
+            try:  # a server that cannot be reached stops the run before it trains
+                mlflow.set_tracking_uri(uri)
+                name = settings.experiment or config.name
+                if mlflow.get_experiment_by_name(name) is None:
+                    mlflow.create_experiment(name,
+                                             artifact_location=(runs_dir / "mlruns").as_uri())
+                mlflow.set_experiment(name)
+                known = read_meta(self.run).get("mlflow_run_id")
+                if known:  # a resumed run, or its evaluation: the same MLflow run
+                    mlflow.start_run(run_id=known)
+                else:
+                    active = mlflow.start_run(run_name=self.run.name)
+                    update_meta(self.run, mlflow_run_id=active.info.run_id)
+                    mlflow.log_params(flat_params(config.model_dump(mode="json")))
+            except Exception as exc:  # MLflow's and its backends' errors, of many kinds
+                raise ConfigError("tracking.mlflow_uri", f"cannot log to {uri}: "
+                                                         f"{_first_line(exc)}") from None
             self.mlflow = mlflow
 
     @property
@@ -93,8 +106,22 @@ class Tracker:
             for key, value in numbers.items():
                 self.writer.add_scalar(key, value, step)
             self.writer.flush()
-        if self.mlflow is not None:
-            self.mlflow.log_metrics(numbers, step=step)
+        self._to_mlflow(lambda mlflow: mlflow.log_metrics(numbers, step=step))
+
+    def _to_mlflow(self, log) -> None:
+        """``log(mlflow)``, where an MLflow that fails while the run goes on (a server gone)
+        costs the MLflow view only: one warning, then no more MLflow; the run directory stays
+        the record."""
+        if self.mlflow is None:
+            return
+        try:
+            log(self.mlflow)
+        except Exception as exc:  # MLflow's and its backends' errors, of many kinds
+            warnings.warn(f"MLflow logging stopped ({_first_line(exc)}); the run goes on and "
+                          f"{self.run} holds every number", RuntimeWarning, stacklevel=2)
+            with contextlib.suppress(Exception):
+                self.mlflow.end_run(status="FAILED")
+            self.mlflow = None
 
     def __enter__(self) -> Tracker:
         return self
@@ -111,9 +138,8 @@ class Tracker:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-        if self.mlflow is not None:
-            self.mlflow.end_run(status=status)
-            self.mlflow = None
+        self._to_mlflow(lambda mlflow: mlflow.end_run(status=status))
+        self.mlflow = None
 
     def finish(self, metrics: dict[str, Any] | None, status: str = "FINISHED") -> None:
         """Test metrics and the run's files; closes both trackers."""
@@ -127,12 +153,14 @@ class Tracker:
         if self.writer is not None:
             for key, value in scalars.items():
                 self.writer.add_scalar(key, value, 0)
-        if self.mlflow is not None:
+        def files(mlflow) -> None:
             if scalars:
-                self.mlflow.log_metrics(scalars)
+                mlflow.log_metrics(scalars)
             for name in ("report.html", "config.yaml", "metrics.json", "history.csv"):
                 if (self.run / name).is_file():
-                    self.mlflow.log_artifact(str(self.run / name))
+                    mlflow.log_artifact(str(self.run / name))
+
+        self._to_mlflow(files)
         self.suspend(status)
 
 
