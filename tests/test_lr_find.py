@@ -13,25 +13,39 @@ from hepdl.training.lr_find import range_test, write_range_test
 from .conftest import small_config
 
 
-def linear_regression(tmp_path, batch_size=100):
-    """y = x + noise on one standardized feature, a linear model (depth 0), MSE, plain SGD."""
+def linear_regression(tmp_path, batch_size=100, streamed=False):
+    """y = x + noise on one standardized feature, a linear model (depth 0), MSE, plain SGD;
+    ``streamed``: from HDF5 chunks of 256 events, never read whole."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=4000).astype(np.float32)
-    np.savez(tmp_path / "line.npz", x=x, y=x + 0.5 * rng.normal(size=4000).astype(np.float32))
+    y = x + 0.5 * rng.normal(size=4000).astype(np.float32)
+    if streamed:
+        import h5py
+
+        path = tmp_path / "line.h5"
+        with h5py.File(path, "w") as f:
+            f.create_dataset("x", data=x, chunks=(256,))
+            f["y"] = y
+    else:
+        path = tmp_path / "line.npz"
+        np.savez(path, x=x, y=y)
     return config_from_dict({
         "name": "line", "seed": 1, "runs_dir": str(tmp_path / "runs"),
-        "data": {"source": {"kind": "npz", "path": str(tmp_path / "line.npz"),
-                            "inputs": {"x": "x"}, "label": "y"}},
+        "data": {"source": {"kind": "hdf5" if streamed else "npz", "path": str(path),
+                            "inputs": {"x": "x"}, "label": "y"}, "in_memory": not streamed},
         "preprocess": {"x": ["standardize"]}, "model": {"depth": 0},
         "train": {"loss": "mse", "optimizer": {"name": "sgd"}, "batch_size": batch_size,
                   "threads": 1}})
 
 
-def test_sgd_on_a_quadratic_explodes_just_above_two_over_the_curvature(tmp_path):
+@pytest.mark.parametrize("streamed", [False, True])
+def test_sgd_on_a_quadratic_explodes_just_above_two_over_the_curvature(tmp_path, streamed):
     """The loss mean((w x + b - y)^2) of standardized x has Hessian 2 * identity in (w, b):
     gradient descent diverges for lr > 2 / 2 = 1, where each step multiplies the distance from
-    the minimum by |1 - 2 lr| > 1. A slow sweep (x1.0023 a step) sees it within ~10%."""
-    result = range_test(linear_regression(tmp_path), start=0.1, end=10.0, steps=2000)
+    the minimum by |1 - 2 lr| > 1. A slow sweep (x1.0023 a step) sees it within ~10%, from
+    data in memory or streamed."""
+    config = linear_regression(tmp_path, streamed=streamed)
+    result = range_test(config, start=0.1, end=10.0, steps=2000)
     assert 1.0 < result.explodes_at < 1.3
     assert result.suggestion == pytest.approx(result.explodes_at / 10)
     ratios = np.diff(np.log(result.lrs))

@@ -27,6 +27,7 @@ from hepdl.data.dataset import load_splits
 from hepdl.data.loader import InMemoryLoader
 from hepdl.errors import ConfigError
 from hepdl.models import Network, network_spec
+from hepdl.preprocess.base import fit_streaming
 from hepdl.runs import atomic_write
 from hepdl.training.losses import objective_for
 from hepdl.training.optim import build_optimizer
@@ -57,17 +58,25 @@ def range_test(config: Config, *, start: float = 1e-6, end: float = 1.0, steps: 
         raise ConfigError("--start/--end", f"need 0 < start < end, got {start} and {end}")
     if steps < 10:
         raise ConfigError("--steps", f"need at least 10 steps, got {steps}")
-    if not config.data.in_memory:
-        raise ConfigError("data.in_memory", "the range test reads the training split in memory")
     torch.manual_seed(config.seed)
-    splits = load_splits(config.data, config.task, config.seed)
-    train = splits["train"]
     label_dtype = torch.float32 if config.task == "regression" else torch.long
-    loader = InMemoryLoader(train, batch_size=config.train.batch_size, shuffle=True,
-                            seed=config.seed, label_dtype=label_dtype)
+    if config.data.in_memory:
+        train = load_splits(config.data, config.task, config.seed)["train"]
+        loader = InMemoryLoader(train, batch_size=config.train.batch_size, shuffle=True,
+                                seed=config.seed, label_dtype=label_dtype)
+    else:  # streamed as training streams it: the sweep reads only the batches it takes
+        from hepdl.data.streaming import StreamingLoader, streaming_splits
+
+        train = streaming_splits(config.data, config.task, config.seed)["train"]
+        loader = StreamingLoader(train, batch_size=config.train.batch_size, shuffle=True,
+                                 seed=config.seed, label_dtype=label_dtype,
+                                 buffer_bytes=config.data.shuffle_buffer_mb * 2**20)
     network = Network(network_spec(config, train.input_shapes, train.class_names,
-                                   train.hits_inputs))
-    network.fit_preprocessing(loader.inputs)
+                                   getattr(train, "hits_inputs", [])))
+    if config.data.in_memory:
+        network.fit_preprocessing(loader.inputs)
+    else:  # passes over the training split, chunk by chunk, as in training
+        fit_streaming(network.preprocess, loader.chunks)
     network.train()
     optimizer = build_optimizer(config.train.optimizer,
                                 [p for p in network.parameters() if p.requires_grad], start)
