@@ -137,6 +137,19 @@ def test_converted_file_holds_the_same_events(lcd_files, tmp_path):
         np.testing.assert_array_equal(a[split].labels, b[split].labels)
 
 
+def test_inspect_shows_a_hits_group_as_the_input_it_stores(lcd_files):
+    from hepdl.data.inspect import inspect_file
+
+    dense, hits = lcd_files
+    rows = {row.name: row for row in inspect_file(hits)}
+    assert "ECAL/value" not in rows and "ECAL/indptr" not in rows
+    ecal, whole = rows["ECAL"], {row.name: row for row in inspect_file(dense)}["ECAL"]
+    assert ecal.shape == whole.shape and (ecal.minimum, ecal.maximum) == (
+        whole.minimum, whole.maximum)
+    with h5py.File(hits) as f:
+        assert f"occupancy {f.attrs['occupancy_ECAL']:.2%}" in ecal.note
+
+
 def test_an_hdf5_source_on_a_hits_file_points_to_kind_lcd(lcd_files):
     _, hits = lcd_files
     data = DataConfig.model_validate({"source": {"kind": "hdf5", "path": str(hits),

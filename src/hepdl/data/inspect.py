@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hepdl.data.hits import hits_shape, is_hits_group
 from hepdl.data.readers import TREE_CLASSES, hdf5_datasets, open_hdf5
 from hepdl.errors import DataError
 
@@ -53,10 +54,33 @@ def _summarize(name: str, array: np.ndarray) -> ArraySummary:
     return r.summary(name, array.shape, array.dtype)
 
 
+def _hits(name: str, group) -> ArraySummary:
+    """A hits group as the input it stores: (N, *cells), its cells' range (empty cells are 0)."""
+    shape = hits_shape(group)
+    r = _Range()
+    values = group["value"]
+    step = max(1, CHUNK_BYTES // max(values.dtype.itemsize, 1))
+    for start in range(0, values.shape[0], step):
+        r.add(values[start:start + step])
+    cells = int(np.prod(shape))
+    if values.shape[0] < cells:  # some cells are empty: zero is in the range
+        r.add(np.zeros(1, dtype=values.dtype))
+    occupancy = values.shape[0] / max(cells, 1)
+    return r.summary(name, shape, values.dtype,
+                     f"hits (zero-suppressed), occupancy {occupancy:.2%}; source kind: lcd")
+
+
 def _hdf5(path: Path) -> list[ArraySummary]:
     with open_hdf5(path) as handle:
         out = []
+        groups: list[str] = []  # of hits, listed once each as the input they store
+        handle.visititems(lambda name, obj: groups.append(name) if is_hits_group(obj) else None)
         for name in hdf5_datasets(handle):
+            group = next((g for g in groups if name.startswith(g + "/")), None)
+            if group is not None:
+                if name == f"{group}/value":
+                    out.append(_hits(group, handle[group]))
+                continue
             ds = handle[name]
             r = _Range()
             note = f"chunks {ds.chunks}, {ds.compression}" if ds.chunks else ""
