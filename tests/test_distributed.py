@@ -111,7 +111,7 @@ def test_a_rank_loads_the_events_of_its_shards_only(tmp_path, kind):
 
 
 def write_config(tmp_path: Path, events: int, epochs: int, batch: int = 45, chunk: int = 32,
-                 model: dict | None = None, **data) -> Path:
+                 model: dict | None = None, train: dict | None = None, **data) -> Path:
     """Two-class blobs in HDF5 (chunks of ``chunk`` events) and a small MLP's config."""
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, events)
@@ -126,7 +126,7 @@ def write_config(tmp_path: Path, events: int, epochs: int, batch: int = 45, chun
                  "split": {"train": 0.7, "val": 0.15, "test": 0.15}, **data},
         "preprocess": {"x": ["standardize"]},
         "model": model or {"width": 16, "depth": 2},
-        "train": {"epochs": epochs, "batch_size": batch, "threads": 1}}
+        "train": {"epochs": epochs, "batch_size": batch, "threads": 1, **(train or {})}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -161,10 +161,12 @@ def two_ranks_and_one(tmp_path: Path, config: Path) -> tuple[Run, Run, str]:
 
 # 700 training events: in batches of 45 the last (25) splits 12 / 13; in batches of 233 the
 # last holds 1 event, and rank 1's part of it is empty. In file order the two ranks' shards make
-# one process's batches, so the runs agree up to rounding.
-@pytest.mark.parametrize("batch", [45, 233])
-def test_two_ranks_give_the_single_process_result(tmp_path, batch):
-    config = write_config(tmp_path, 1000, epochs=3, batch=batch, shuffle=False)
+# one process's batches, so the runs agree up to rounding; with class weights too, each rank's
+# weighted mean counting by its share of the batch's weight.
+@pytest.mark.parametrize(("batch", "train"), [(45, {}), (233, {}),
+                                              (45, {"class_weights": [1.0, 3.0]})])
+def test_two_ranks_give_the_single_process_result(tmp_path, batch, train):
+    config = write_config(tmp_path, 1000, epochs=3, batch=batch, train=train, shuffle=False)
     two, one, output = two_ranks_and_one(tmp_path, config)
     assert "2 ranks (DDP, gloo)" in output
     for column in ("train_loss", "val_loss", "val_accuracy"):

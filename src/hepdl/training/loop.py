@@ -97,21 +97,23 @@ def validate(network: Network, loader: InMemoryLoader, objective: Objective,
     if loader.n_events == 0:
         return {}
     network.eval()
-    total, correct, seen = 0.0, 0, 0
+    total, weights, correct, seen = 0.0, 0.0, 0, 0
     for inputs, labels in loader.batches():
         if not len(labels):  # this rank's part of a batch smaller than the number of ranks
             continue
         inputs, labels = to_device(inputs, device), labels.to(device)
+        weight = objective.weight_sum(labels)  # events, or their class weights' sum
         with autocast(device, precision):
             logits = network(inputs)
-            total += objective.data_loss(logits, labels).item() * len(labels)
+            total += objective.data_loss(logits, labels).item() * weight
+        weights += weight
         seen += len(labels)
         if objective.loss != "mse":
             predicted = logits.argmax(1) if logits.shape[1] > 1 else (logits[:, 0] > 0).long()
             correct += int((predicted == labels).sum())
     network.train()
-    total, correct, seen = ranks.sum(total, correct, seen)
-    out = {"val_loss": total / seen}
+    total, weights, correct, seen = ranks.sum(total, weights, correct, seen)
+    out = {"val_loss": total / weights}
     if objective.loss != "mse":
         out["val_accuracy"] = correct / seen
     return out
@@ -363,7 +365,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
     best_state = None
 
     epoch, start_batch, history, health = 0, 0, [], []
-    running = {"loss_sum": 0.0, "events": 0, "seconds": 0.0}
+    # the epoch so far: loss summed over events (by class weight), their count and weight
+    running = {"loss_sum": 0.0, "events": 0, "weights": 0.0, "seconds": 0.0}
     monitor = HealthMonitor(network, train_cfg.health_every) if train_cfg.health_every else None
     if checkpoint is not None:
         network.load_state_dict(checkpoint["model"])
@@ -373,8 +376,9 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             scaler.load_state_dict(checkpoint["scaler"])
         epoch, start_batch = checkpoint["epoch"], checkpoint["batch"]
         running, history = checkpoint["running"], checkpoint["history"]
+        running.setdefault("weights", float(running["events"]))  # an older checkpoint: unweighted
         if not main:  # the saved partial sums are every rank's, summed: counted once, on rank 0
-            running = {**running, "loss_sum": 0.0, "events": 0}
+            running = {**running, "loss_sum": 0.0, "events": 0, "weights": 0.0}
         health = checkpoint.get("health", [])
         best.load_state_dict(checkpoint["best"])
         best_state = checkpoint["best_state"]
@@ -447,13 +451,14 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                     data_loss = logits.sum() * 0.0  # (a mean over no events is NaN)
                     loss = data_loss + objective.penalty(network)
                 value = data_loss.item()  # .item() syncs; the NaN check needs it anyway
+                weight = objective.weight_sum(labels)  # events, or their class weights' sum
                 nonfinite = not torch.isfinite(loss)
                 stopping = stop.reason is not None
                 if ranks.distributed:  # all ranks stop at the same batch, for any reason
-                    flags = ranks.sum(float(nonfinite), float(stopping), float(len(labels)))
+                    flags = ranks.sum(float(nonfinite), float(stopping), weight)
                     nonfinite, stopping, in_batch = flags[0] > 0, flags[1] > 0, flags[2]
                     # DDP averages over ranks: weigh this rank's mean by its share of the batch
-                    loss = loss + (len(labels) * ranks.world / max(in_batch, 1) - 1) * data_loss
+                    loss = loss + (weight * ranks.world / (in_batch or 1) - 1) * data_loss
                 if nonfinite:
                     lr = optimizer.param_groups[0]["lr"]
                     raise TrainingError(
@@ -468,23 +473,27 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                 scaler.update()
                 if monitor is not None:
                     monitor.after_step()
-                running["loss_sum"] += value * len(labels)
+                running["loss_sum"] += value * weight
                 running["events"] += len(labels)
+                running["weights"] += weight
                 seconds = running["seconds"] + time.perf_counter() - tick
                 progress.update(task, advance=1,  # (a rank's parts can all be empty so far)
-                                loss=running["loss_sum"] / max(running["events"], 1),
+                                loss=running["loss_sum"] / (running["weights"] or 1),
                                 rate=running["events"] / max(seconds, 1e-9))
                 if stopping:
                     running["seconds"] = seconds
-                    loss_sum, events = ranks.sum(running["loss_sum"], running["events"])
-                    save_last(epoch, b + 1, {**running, "loss_sum": loss_sum, "events": events})
+                    loss_sum, events, weights = ranks.sum(running["loss_sum"], running["events"],
+                                                          running["weights"])
+                    save_last(epoch, b + 1, {**running, "loss_sum": loss_sum, "events": events,
+                                             "weights": weights})
                     raise Interrupted(run, stop.reason or "another rank was stopped",
                                       stop.signal_name)
 
             # -------------------------------------------------------------- end of epoch
             running["seconds"] += time.perf_counter() - tick
-            loss_sum, events = ranks.sum(running["loss_sum"], running["events"])
-            row = {"epoch": epoch + 1, "train_loss": loss_sum / max(events, 1)}
+            loss_sum, events, weights = ranks.sum(running["loss_sum"], running["events"],
+                                                  running["weights"])
+            row = {"epoch": epoch + 1, "train_loss": loss_sum / (weights or 1)}
             row.update(validate(network, val_loader, objective, ranks, device,
                                 train_cfg.precision))
             monitored = row.get("val_loss", row["train_loss"])
@@ -507,7 +516,7 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                 f"{k} {row[k]:.4g}" for k in ("train_loss", "val_loss", "val_accuracy", "lr")
                 if k in row) + f"  {row['seconds']:.2f} s")
             epoch, start_batch = epoch + 1, 0
-            running = {"loss_sum": 0.0, "events": 0, "seconds": 0.0}
+            running = {"loss_sum": 0.0, "events": 0, "weights": 0.0, "seconds": 0.0}
             stopped_early = stopper is not None and stopper.should_stop
             save_last(train_cfg.epochs if stopped_early else epoch, 0)
             if main:

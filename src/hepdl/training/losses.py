@@ -68,6 +68,13 @@ class Objective:
         w = self.class_weights[labels]
         return (per_event * w).sum() / w.sum()
 
+    def weight_sum(self, labels: torch.Tensor) -> float:
+        """The denominator of a batch's mean :meth:`data_loss`: its events, or the sum of their
+        class weights (what a data-parallel rank's share of a batch is measured in)."""
+        if self.class_weights is None or not len(labels):
+            return float(len(labels))
+        return float(self.class_weights[labels].sum())
+
     def penalty(self, model: torch.nn.Module) -> torch.Tensor | float:
         if not (self.l1 or self.l2):
             return 0.0
