@@ -137,6 +137,25 @@ def test_converted_file_holds_the_same_events(lcd_files, tmp_path):
         np.testing.assert_array_equal(a[split].labels, b[split].labels)
 
 
+def test_init_from_carries_the_first_layer_between_dense_and_hits_runs(lcd_files, tmp_path):
+    from hepdl.runs import Run
+    from hepdl.training import fit
+
+    dense, hits = lcd_files
+    runs = {name: Run.load(fit(lcd_config(path, tmp_path / name, epochs=1)))
+            for name, path in (("dense", dense), ("hits", hits))}
+    for source, target in (("dense", "hits"), ("hits", "dense")):
+        config = lcd_config(hits if target == "hits" else dense, tmp_path / f"to_{target}",
+                            epochs=1, init_from=str(runs[source].path),
+                            freeze=["body.hidden.*"])
+        tuned = Run.load(fit(config)).network().state_dict()
+        given = runs[source].network().state_dict()
+        first = {"dense": "body.hidden.0.weight", "hits": "body.hidden.0.weight_t"}
+        # the hidden layers frozen at the source's: the first layer too, transposed
+        torch.testing.assert_close(tuned[first[target]], given[first[source]].T)
+        torch.testing.assert_close(tuned["body.hidden.2.weight"], given["body.hidden.2.weight"])
+
+
 def test_inspect_shows_a_hits_group_as_the_input_it_stores(lcd_files):
     from hepdl.data.inspect import inspect_file
 

@@ -124,7 +124,15 @@ def _load_initial_weights(network: Network, source: str) -> list[str]:
     path = Path(source)
     state = load_checkpoint(path / MODEL if path.is_dir() else path)["model"]
     own = network.state_dict()
-    taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    taken = {}
+    for key, value in state.items():
+        # an MLP's first layer is stored by cell (weight_t, the transpose) in a run on hits
+        # (hepdl.models.layers.CellLinear): the same map as a dense run's Linear weight
+        twin = key[:-2] if key.endswith(".weight_t") else f"{key}_t"
+        if key in own and own[key].shape == value.shape:
+            taken[key] = value
+        elif twin in own and value.ndim == 2 and own[twin].shape == value.T.shape:
+            taken[twin] = value.T.contiguous()
     if not taken:
         raise ConfigError("train.init_from", f"{source} shares no weights with this model")
     network.load_state_dict(taken, strict=False)
@@ -140,6 +148,9 @@ def _freeze(network: Network, patterns: list[str]) -> list[str]:
     if patterns and not frozen:
         names = ", ".join(n for n, _ in network.named_parameters())
         raise ConfigError("train.freeze", f"{patterns} match no parameter; the names are {names}")
+    if frozen and not any(p.requires_grad for p in network.parameters()):
+        raise ConfigError("train.freeze", f"{patterns} freeze every parameter; nothing is left "
+                                          "to train")
     return frozen
 
 
