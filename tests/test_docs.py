@@ -99,3 +99,20 @@ def test_the_site_builds_with_warnings_as_errors(tmp_path):
     for name in ["hepdl.train", "hepdl.load_config", "hepdl.Run", "hepdl.scan", "plot_roc"]:
         assert name in api
     assert (tmp_path / "site" / "tutorials" / "normalization" / "index.html").is_file()
+
+
+def test_the_build_removes_every_tutorials_scratch_folder(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("scratch", ROOT / "docs/hooks/scratch.py")
+    scratch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scratch)
+    made = set(re.findall(r'mkdtemp\(prefix="([^"]+)"\)', "".join(
+        p.read_text() for p in (ROOT / "docs/tutorials").glob("*.py"))))
+    assert made and made <= set(scratch.PREFIXES)  # a new tutorial's folder is known too
+    monkeypatch.setattr(scratch.tempfile, "gettempdir", lambda: str(tmp_path))
+    (tmp_path / "hepdl-eid-reader").mkdir()  # a reader's results from before the build
+    scratch.on_pre_build(None)
+    for prefix in scratch.PREFIXES:  # what executing the tutorials makes
+        (tmp_path / f"{prefix}abc" / "runs").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    scratch.on_post_build(None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hepdl-eid-reader", "other"]
