@@ -41,6 +41,8 @@ def test_resolved_config_round_trips(tmp_path):
     ({"data": {"source": {"kind": "lcd3"}}}, r"data\.source: .*'digits', 'npz'"),
     ({"data": {"source": {"kind": "digits"}, "split": {"train": 0.5, "val": 0.1, "test": 0.1}}},
      r"must sum to 1"),
+    ({"train": {"class_weights": {"3": 0.0}}}, r"train\.class_weights: class weights must be "
+                                                r"positive \(got \{'3': 0.0\}\)"),
 ])
 def test_bad_fields_name_their_path(tmp_path, raw, match):
     with pytest.raises(ConfigError, match=match):

@@ -115,6 +115,11 @@ def test_labels_out_of_range_and_single_class(tmp_path):
     with pytest.raises(DataError, match="look like PDG codes: .* source kind: lcd"):
         load_dataset(data(kind="npz", path=str(tmp_path / "p.npz"), inputs={"x": "features"},
                           label="label"))
+    np.savez(tmp_path / "q.npz", features=f, label=np.where(y == 1, 111, 22))  # pi0, photon
+    with pytest.raises(DataError, match=r"labels 22, 111 look like PDG codes, not class indices "
+                                        r"\(112 classes, 110 of them empty\)"):
+        load_dataset(data(kind="npz", path=str(tmp_path / "q.npz"), inputs={"x": "features"},
+                          label="label"))
     np.savez(tmp_path / "c.npz", features=f, label=np.zeros(100, int))
     config = DataConfig.model_validate({"source": {
         "kind": "npz", "path": str(tmp_path / "c.npz"), "inputs": {"x": "features"},

@@ -193,9 +193,12 @@ def test_batch_norm_ranks_never_get_a_single_event(tmp_path):
 @pytest.mark.parametrize("in_memory", [True, False])
 def test_two_ranks_shuffling_their_shards_train_as_well_as_one_process(tmp_path, in_memory):
     config = write_config(tmp_path, 4000, epochs=4, batch=64, chunk=32 if in_memory else 4000,
-                          in_memory=in_memory)
+                          model={"width": 16, "depth": 2, "dropout": 0.1}, in_memory=in_memory)
     two, one, _ = two_ranks_and_one(tmp_path, config)
     assert len(two.history) == 4 and two.meta["status"] == "completed"
+    # each rank draws its own dropout masks, and its random state is saved for a resume
+    states = load_checkpoint(two.path / "last.pt")["rng_ranks"]
+    assert len(states) == 2 and not torch.equal(states[0], states[1])
     # the same preprocessing (fitted on rank 0 from the whole training split) ...
     for key, value in weights(one.path).items():
         if key.startswith("preprocess"):

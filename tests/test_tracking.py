@@ -75,12 +75,25 @@ def test_an_mlflow_that_fails_costs_the_mlflow_view_only(tmp_path, monkeypatch):
         raise ConnectionError("tracking server at http://mlflow:5000 went away")
 
     monkeypatch.setattr(mlflow, "log_metrics", gone)  # after the run started: mid-training
-    with pytest.warns(RuntimeWarning, match="MLflow logging stopped .*went away"):
+    started = mlflow.start_run
+    calls = []
+
+    def once(*args, **kwargs):  # the server is gone for good: evaluation cannot reconnect
+        calls.append(1)
+        return started(*args, **kwargs) if len(calls) == 1 else gone()
+
+    monkeypatch.setattr(mlflow, "start_run", once)
+    with pytest.warns(RuntimeWarning) as caught:
         run = api.train(config_from_dict(small_config(tmp_path, tracking={"mlflow": True})))
-    assert run.meta["status"] == "completed" and len(run.history) == 3
+    said = [str(w.message) for w in caught]
+    assert any(m.startswith("MLflow logging stopped (tracking server") for m in said)  # training
+    assert any(m.startswith("MLflow logging skipped (tracking server") for m in said)  # evaluation
+    assert run.meta["status"] == "completed" and len(run.history) == 3 and len(calls) == 2
+    assert mlflow.active_run() is None  # nothing left open for the next run in this process
+    monkeypatch.setattr(mlflow, "start_run", started)
     # a server that cannot be reached at the start: one line before training (asked once)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    with pytest.raises(ConfigError, match=r"tracking.mlflow_uri: cannot log to http://"):
+    with pytest.raises(ConfigError, match=r"tracking.mlflow: cannot log to http://"):
         api.train(config_from_dict(small_config(tmp_path / "b", tracking={
             "mlflow": True, "mlflow_uri": "http://127.0.0.1:9"})))

@@ -360,6 +360,12 @@ def test_a_run_stores_absolute_data_paths_and_is_read_from_anywhere(tmp_path, np
         preprocess={"x": ["standardize"]}, train={"epochs": 1}))
     run = api.train(config, console=None)
     assert run.config.data.source.path == str(npz_file)
+    monkeypatch.setenv("HOME", str(npz_file.parent.parent))  # ~/name/blobs.npz: the same file
+    from hepdl.config import with_absolute_paths
+
+    home = config.model_copy(deep=True)
+    home.data.source.path = f"~/{npz_file.parent.name}/{npz_file.name}"
+    assert with_absolute_paths(home).data.source.path == str(npz_file)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # the data's relative path means nothing here

@@ -38,10 +38,15 @@ def _complete(path: Path, console=None) -> Run:
     from hepdl.training.tracking import tracker
 
     run = Run.load(path)
-    metrics = evaluate_run(run)
+    try:
+        metrics = evaluate_run(run)
+    except BaseException as exc:  # trained, but not evaluated: the run says so
+        update_meta(path, status="failed", reason=f"evaluation: {exc}", finished=now())
+        raise
     update_meta(path, status="completed", finished=now())
     write_report(run)
-    tracking = tracker(run.config, path)  # the same MLflow run as training's
+    # the same MLflow run as training's; a tracker that fails now costs its view only
+    tracking = tracker(run.config, path, strict=False)
     if tracking is not None:
         tracking.finish(metrics)
     if console is not None:

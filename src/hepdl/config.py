@@ -454,8 +454,8 @@ class TrainConfig(Section):
     )
     class_weights: Literal["balanced"] | list[float] | dict[str, float] | None = Field(
         default=None,
-        description="Weights of the classes in the loss: balanced (inverse frequency), a list in "
-        "class order, or class name -> weight.")
+        description="Weights of the classes in the loss (positive): balanced (inverse "
+        "frequency), a list in class order, or class name -> weight.")
     l1: float = Field(default=0.0, ge=0, description="L1 penalty on weights (not biases).")
     l2: float = Field(default=0.0, ge=0, description="L2 penalty on weights (not biases).")
     gradient_penalty: float = Field(
@@ -495,6 +495,16 @@ class TrainConfig(Section):
     @classmethod
     def _schedule_by_name(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("class_weights")
+    @classmethod
+    def _positive_weights(cls, value: Any) -> Any:
+        weights = value.values() if isinstance(value, dict) else value
+        if isinstance(weights, str) or weights is None:
+            return value
+        if any(w <= 0 for w in weights):  # a batch of weight 0 has no mean loss
+            raise ValueError("class weights must be positive")
+        return value
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -877,14 +887,17 @@ def with_absolute_paths(config: Config, base: str | Path | None = None) -> Confi
     reads the same files from any directory (``hepdl export``, ``evaluate``, ``--resume``)."""
     base = Path.cwd() if base is None else Path(base)
 
-    def absolute(spec):
+    def absolute(spec: PathSpec | dict[str, PathSpec] | None):
         if spec is None:
             return None
         if isinstance(spec, dict):
             return {key: absolute(value) for key, value in spec.items()}
         if isinstance(spec, list):
             return [absolute(value) for value in spec]
-        return spec if Path(spec).is_absolute() else str(base / spec)  # globs kept as they are
+        if "://" in spec:  # a URL names its place already
+            return spec
+        path = Path(spec).expanduser()  # ~/data: the home directory, as the readers take it
+        return str(path if path.is_absolute() else base / path)  # globs kept as they are
 
     source = config.data.source
     for field in ("path", "files"):  # a file source's path, an LCD source's files

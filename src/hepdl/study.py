@@ -133,8 +133,8 @@ def train_or_resume(trial: Trial, config: Config, console) -> None:
     run = trial.run
     status = None
     if (run / "config.yaml").is_file():
-        saved = Run.load(run).config.model_dump(mode="json")
-        if saved != with_absolute_paths(config).model_dump(mode="json"):  # as runs store it
+        saved = with_absolute_paths(Run.load(run).config).model_dump(mode="json")
+        if saved != with_absolute_paths(config).model_dump(mode="json"):  # paths as runs store
             raise HepdlError(f"{run} was trained with a different config; remove it or give the "
                              "study another name")
         status = read_meta(run).get("status")

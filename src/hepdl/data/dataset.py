@@ -167,6 +167,13 @@ def _encode_labels(raw: np.ndarray, class_names: list[str] | None, where: str):
             + ("; these look like PDG codes: LCD calorimeter files are read with source kind: "
                "lcd, which names the classes by |pdgID|" if pdg else ""),
         )
+    present = np.unique(labels)
+    if not class_names and n_classes > 2 * len(present) and np.isin(present, PDG_CODES).all():
+        raise DataError(where, f"labels {', '.join(map(str, present[:6]))} look like PDG codes, "
+                               f"not class indices ({n_classes} classes, "
+                               f"{n_classes - len(present)} of them empty): LCD calorimeter files "
+                               "are read with source kind: lcd, which names the classes by "
+                               "|pdgID|")
     return labels, class_names or [str(i) for i in range(n_classes)]
 
 

@@ -23,12 +23,13 @@ How the ranks share the work:
   would, and hands the fitted constants to the others with the initial weights;
 * ``train.batch_size`` stays the *global* batch, and every rank takes the same number of steps;
 * DDP averages the gradients over ranks, so each rank's mean loss is weighted by its share of the
-  batch (``n_rank x world / n_batch``, the counts summed over ranks every step): the averaged
-  gradient is the global batch's, for batches that do not split evenly too;
+  batch (``w_rank x world / w_batch``, ``w`` its events or their class weights, summed over the
+  ranks every step): the averaged gradient is the global batch's, for uneven batches too;
 * losses, accuracies and event counts are summed over ranks (:meth:`Ranks.sum`) before they are
   written, and a stop request or a non-finite loss on any rank stops all of them at the same batch;
 * rank 0 alone writes the run directory; every rank reads ``last.pt`` to resume (with the same
   number of ranks for the same batches: another number re-deals the shards from the next batch).
+  Each rank draws its own random numbers (dropout); ``last.pt`` keeps every rank's state.
 
 A rank that dies makes the others fail in their next collective call (gloo: connection closed);
 they stop with :class:`~hepdl.errors.TrainingError` naming the checkpoint to resume from, and
@@ -106,6 +107,16 @@ class Ranks:
     def any(self, *flags: bool) -> list[bool]:
         """Each flag: true on any rank."""
         return [bool(v) for v in self.sum(*(float(f) for f in flags))]
+
+    def gather(self, value) -> list:
+        """Every rank's ``value`` (picklable), in rank order, on every rank."""
+        if not self.distributed:
+            return [value]
+        import torch.distributed as dist
+
+        values: list = [None] * self.world
+        dist.all_gather_object(values, value)
+        return values
 
     def broadcast(self, value):
         """Rank 0's ``value`` on every rank (a picklable object)."""

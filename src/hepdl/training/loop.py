@@ -278,10 +278,10 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                                                     f"({ranks.world} ranks): DDP's gradients are "
                                                     "first-order; use one process")
     main = ranks.main
-    if ranks.distributed and train_cfg.batch_size < ranks.world:
+    if ranks.distributed and train_cfg.batch_size < 2 * ranks.world:
         raise ConfigError("train.batch_size", f"{train_cfg.batch_size} is the global batch, "
-                                              f"split over {ranks.world} ranks: give at least "
-                                              f"{ranks.world}")
+                                              f"split over {ranks.world} ranks at two events or "
+                                              f"more each: give at least {2 * ranks.world}")
     device = resolve_device(train_cfg.device)
     check_precision(train_cfg.precision, device)
     if device.type == "cuda" and ranks.distributed:  # one GPU per rank on each node
@@ -395,9 +395,15 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
         best_state = checkpoint["best_state"]
         if stopper is not None:
             stopper.load_state_dict(checkpoint["early_stopping"])
-        torch.set_rng_state(checkpoint["rng"])
+        # each rank its own random stream (dropout), saved by every rank of the same job
+        states = checkpoint.get("rng_ranks") or []
+        torch.set_rng_state(states[ranks.rank] if len(states) == ranks.world
+                            else checkpoint["rng"])
+    elif ranks.distributed and ranks.rank:  # dropout masks of their own; rank 0's is one process's
+        torch.manual_seed((config.seed * 1_000_003 + ranks.rank) % 2**63)
 
     def save_last(next_epoch: int, next_batch: int, sums: dict | None = None) -> None:
+        rng = ranks.gather(torch.get_rng_state())  # every rank calls this, at the same step
         if not main:
             return
         atomic_save({
@@ -407,7 +413,7 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             "history": history, "health": health, "best": best.state_dict(),
             "best_state": best_state,
             "early_stopping": stopper.state_dict() if stopper else None,
-            "rng": torch.get_rng_state(), "scaler": scaler.state_dict(),
+            "rng": rng[0], "rng_ranks": rng, "scaler": scaler.state_dict(),
         }, run / LAST)
 
     backend = "nccl" if device.type == "cuda" else "gloo"  # between the ranks' gradients

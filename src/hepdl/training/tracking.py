@@ -54,7 +54,7 @@ class Tracker:
     ``meta.json``, so a resumed run, and its evaluation, go on in the same MLflow run.
     """
 
-    def __init__(self, config: Config, run: Path):
+    def __init__(self, config: Config, run: Path, strict: bool = True):
         from hepdl.runs import read_meta, update_meta
 
         settings = config.tracking
@@ -74,24 +74,31 @@ class Tracker:
 
             runs_dir = Path(config.runs_dir).resolve()
             uri = settings.mlflow_uri or f"sqlite:///{runs_dir / 'mlflow.db'}"
-            try:  # a server that cannot be reached stops the run before it trains
+            known = read_meta(self.run).get("mlflow_run_id")
+            try:  # strict: a server that cannot be reached stops the run before it trains
                 mlflow.set_tracking_uri(uri)
                 name = settings.experiment or config.name
                 if mlflow.get_experiment_by_name(name) is None:
                     mlflow.create_experiment(name,
                                              artifact_location=(runs_dir / "mlruns").as_uri())
                 mlflow.set_experiment(name)
-                known = read_meta(self.run).get("mlflow_run_id")
                 if known:  # a resumed run, or its evaluation: the same MLflow run
-                    mlflow.start_run(run_id=known)
+                    active = mlflow.start_run(run_id=known)
                 else:
                     active = mlflow.start_run(run_name=self.run.name)
-                    update_meta(self.run, mlflow_run_id=active.info.run_id)
                     mlflow.log_params(flat_params(config.model_dump(mode="json")))
             except Exception as exc:  # MLflow's and its backends' errors, of many kinds
-                raise ConfigError("tracking.mlflow_uri", f"cannot log to {uri}: "
+                with contextlib.suppress(Exception):  # no run left open in this process
+                    mlflow.end_run(status="FAILED")
+                if strict:
+                    raise ConfigError("tracking.mlflow", f"cannot log to {uri}: "
                                                          f"{_first_line(exc)}") from None
-            self.mlflow = mlflow
+                warnings.warn(f"MLflow logging skipped ({_first_line(exc)}); {self.run} holds "
+                              "every number", RuntimeWarning, stacklevel=2)
+            else:
+                if not known:
+                    update_meta(self.run, mlflow_run_id=active.info.run_id)
+                self.mlflow = mlflow
 
     @property
     def active(self) -> bool:
@@ -164,8 +171,10 @@ class Tracker:
         self.suspend(status)
 
 
-def tracker(config: Config, run: Path) -> Tracker | None:
-    """The run's tracker when the config switches one on, else None (nothing imported)."""
+def tracker(config: Config, run: Path, strict: bool = True) -> Tracker | None:
+    """The run's tracker when the config switches one on, else None (nothing imported).
+    ``strict``: an MLflow that cannot be reached is a ConfigError (before training), else a
+    warning (after it: the run is done and only the MLflow view is lost)."""
     if config.tracking.tensorboard or config.tracking.mlflow:
-        return Tracker(config, run)
+        return Tracker(config, run, strict)
     return None
