@@ -231,16 +231,13 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
 def _predict_streamed(run: Run, data: DataConfig, output: str | Path) -> Path | None:
     """Predictions for HDF5 and LCD files, read block by block (files of any size); None where
     the file must be read whole: NaN events to drop, a selection, hits or scalar inputs."""
-    from hepdl.data.streaming import event_files
+    from hepdl.data.streaming import event_files, streamable
     from hepdl.evaluation.predictions import predict_files
     from hepdl.export import write_predictions
 
-    if data.not_streamable() is not None:
+    if not streamable(data):
         return None
-    try:
-        events = event_files(data, run.config.task, require_labels=False)
-    except ConfigError:  # inputs stored as hits: read whole below
-        return None
+    events = event_files(data, run.config.task, require_labels=False)
     if run.config.task == "classification":
         events.class_names = run.spec["class_names"]
     return write_predictions(predict_files(run.network(), events), output)

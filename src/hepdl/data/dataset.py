@@ -390,13 +390,12 @@ def load_shards(data: DataConfig, task: str, seed: int,
     """Part of the train and val splits of :func:`load_splits`, and every split's size.
 
     ``take(name, n)`` gives the sorted positions kept of split ``name`` of ``n`` events (a data-
-    parallel rank's shard). HDF5 sources that could stream (``hdf5``, ``lcd`` with dense images;
-    :meth:`~hepdl.config.DataConfig.not_streamable`) are read chunk by chunk and only the kept
-    events are held; others are read whole, then cut.
+    parallel rank's shard). Events that could stream (:func:`~hepdl.data.streaming.streamable`)
+    are read chunk by chunk and only the kept events are held; others are read whole, then cut.
     """
-    from hepdl.data.streaming import StreamingSplit, streaming_splits
+    from hepdl.data.streaming import StreamingSplit, streamable, streaming_splits
 
-    if data.not_streamable() is None and not _has_hits(data):
+    if streamable(data):
         streamed = streaming_splits(data, task, seed)
         sizes = {name: len(split) for name, split in streamed.items()}
         index = {name: streamed[name].index[take(name, sizes[name])] for name in ("train", "val")}
@@ -416,12 +415,3 @@ def load_shards(data: DataConfig, task: str, seed: int,
     sizes = {name: len(split) for name, split in splits.items()}
     return {name: splits[name].subset(take(name, sizes[name])) for name in ("train", "val")}, sizes
 
-
-def _has_hits(data: DataConfig) -> bool:
-    """Whether an LCD source stores an input as hits (read whole, never chunk by chunk)."""
-    if not isinstance(data.source, LcdSource):
-        return False
-    from hepdl.data.lcd import scan_lcd
-
-    files = data.split.files["train"] if data.split.files is not None else None
-    return bool(scan_lcd(data.source, files).hits_inputs)

@@ -303,6 +303,18 @@ def _lcd_events(data: DataConfig, task: str, path: PathSpec | None) -> EventFile
                       nonfinite=data.nonfinite)
 
 
+def streamable(data: DataConfig) -> bool:
+    """Whether these events can be read chunk by chunk: an ``hdf5`` or ``lcd`` source without a
+    selection, dropped events or scalar inputs (:meth:`~hepdl.config.DataConfig.not_streamable`),
+    and no input stored as hits (those are read whole)."""
+    if data.not_streamable() is not None:
+        return False
+    if data.source.kind != "lcd":
+        return True
+    files = data.split.files["train"] if data.split.files is not None else None
+    return not scan_lcd(data.source, files).hits_inputs
+
+
 def event_files(data: DataConfig, task: str = "classification",
                 path: PathSpec | None = None, require_labels: bool = True) -> EventFiles:
     """The events of an ``hdf5`` or ``lcd`` source, reading headers and labels only.
