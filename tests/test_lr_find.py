@@ -65,9 +65,17 @@ def test_digits_range_test_writes_its_plot_and_table(tmp_path):
         range_test(config_from_dict(small_config(tmp_path)), start=1.0, end=0.1)
 
 
-def test_lr_auto_trains_at_the_suggestion_and_a_resume_keeps_it(tmp_path):
+def test_lr_auto_trains_at_the_suggestion_and_a_resume_keeps_it(tmp_path, monkeypatch):
+    from hepdl.training import lr_find
+
     config = config_from_dict(small_config(tmp_path, train={"lr": "auto", "epochs": 2}))
-    run = fit(config)
+
+    def read_again(*args, **kwargs):
+        raise AssertionError("lr: auto read the data a second time")
+
+    with monkeypatch.context() as patch:  # the sweep takes training's loader and fitted network
+        patch.setattr(lr_find, "load_splits", read_again)
+        run = fit(config)
     meta = json.loads((run / "meta.json").read_text())
     expected = range_test(config).suggestion
     assert meta["lr_auto"]["lr"] == pytest.approx(expected)

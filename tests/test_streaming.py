@@ -12,8 +12,8 @@ import torch
 
 from hepdl.config import DataConfig, config_from_dict
 from hepdl.data import load_splits
-from hepdl.data.dataset import load_split
-from hepdl.data.streaming import StreamingLoader, streaming_splits
+from hepdl.data.dataset import load_shards, load_split
+from hepdl.data.streaming import READ_BYTES, StreamingLoader, streaming_splits
 from hepdl.errors import ConfigError, DataError
 from hepdl.preprocess.base import Chain, Transform, fit_streaming
 from hepdl.preprocess.pca import PCA
@@ -176,8 +176,56 @@ def test_nan_in_a_streamed_block(tmp_path):
         list(StreamingLoader(split, batch_size=8).batches())
 
 
+def whole_then_split(config: DataConfig, seed: int) -> dict:
+    """The splits cut from the whole file read at once: what block-by-block reads must give."""
+    from hepdl.data.dataset import load_dataset, split_indices
+
+    dataset = load_dataset(config)
+    return {name: dataset.subset(index)
+            for name, index in split_indices(len(dataset), config.split, seed).items()}
+
+
+def test_in_memory_splits_are_read_block_by_block_without_a_second_copy(tmp_path):
+    import tracemalloc
+
+    n, width = 32_000, 512  # 64 MiB of float32 images, chunks of 500 events (1 MiB)
+    path = tmp_path / "big.h5"
+    rng = np.random.default_rng(1)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=rng.normal(size=(n, width)).astype(np.float32),
+                         chunks=(500, width))
+        f["label"] = rng.integers(0, 2, n)
+    config = DataConfig.model_validate({"source": {"kind": "hdf5", "path": str(path),
+                                                   "inputs": {"x": "x"}, "label": "label"}})
+    def peak_of(load):
+        tracemalloc.start()
+        try:
+            loaded = load()
+            return loaded, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    images = n * width * 4
+    splits, peak = peak_of(lambda: load_splits(config, "classification", seed=2))
+    # the splits, one 16 MiB block and its NaN check; reading whole, then splitting, peaks at
+    # twice the images
+    assert peak < images + 1.5 * READ_BYTES
+    expected = whole_then_split(config, seed=2)
+    for name in ("train", "val", "test"):
+        np.testing.assert_array_equal(splits[name].inputs["x"], expected[name].inputs["x"])
+        np.testing.assert_array_equal(splits[name].labels, expected[name].labels)
+    # a data-parallel rank's shard, every other event of train and val: half of them, one block
+    (shards, sizes), peak = peak_of(lambda: load_shards(
+        config, "classification", 2, lambda name, size: np.arange(0, size, 2)))
+    kept = sum(len(shard) for shard in shards.values()) * width * 4
+    assert peak < kept + 1.5 * READ_BYTES  # was the train and val splits whole, and the shard
+    for name in ("train", "val"):
+        np.testing.assert_array_equal(shards[name].inputs["x"], expected[name].inputs["x"][::2])
+        assert sizes[name] == len(expected[name])
+
+
 def test_one_split_loads_alone_and_matches_memory(files):
-    memory = load_splits(data_config(files), "classification", seed=4)
+    memory = whole_then_split(data_config(files), seed=4)
     streamed = data_config(files, in_memory=False)
     lazy = load_splits(streamed, "classification", seed=4)
     test = lazy["test"]

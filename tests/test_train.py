@@ -349,6 +349,27 @@ def test_auto_device_and_bf16_autocast_train_on_the_cpu(tmp_path):
     assert not np.allclose(bf16, fp32, rtol=1e-6)
 
 
+def test_a_run_stores_the_files_its_glob_matched_so_a_later_file_leaves_the_split(
+        tmp_path, blob_arrays):
+    from hepdl import api
+
+    features, labels, energy = blob_arrays
+    folder = tmp_path / "blobs"
+    folder.mkdir()
+    half = len(labels) // 2
+    for name, part in (("b_1.npz", slice(None, half)), ("b_2.npz", slice(half, None))):
+        np.savez(folder / name, features=features[part], label=labels[part])
+    config = config_from_dict(small_config(
+        tmp_path, data={"source": {"kind": "npz", "path": str(folder / "b_*.npz"),
+                                   "inputs": {"x": "features"}, "label": "label"}},
+        preprocess={"x": ["standardize"]}, train={"epochs": 1}))
+    run = api.train(config, console=None)
+    assert run.config.data.source.path == [str(folder / "b_1.npz"), str(folder / "b_2.npz")]
+    # a file added later matches the glob but is not the run's data: the test split stays
+    np.savez(folder / "b_0.npz", features=-features[:half], label=1 - labels[:half])
+    assert api.evaluate(run.path)["accuracy"] == run.metrics["accuracy"]
+
+
 def test_a_run_stores_absolute_data_paths_and_is_read_from_anywhere(tmp_path, npz_file,
                                                                     monkeypatch):
     from hepdl import api

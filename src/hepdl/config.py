@@ -12,6 +12,7 @@ Example
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from pathlib import Path
@@ -883,8 +884,11 @@ def dump_config(config: Config) -> str:
 
 def with_absolute_paths(config: Config, base: str | Path | None = None) -> Config:
     """``config`` with its data files and ``train.init_from`` as absolute paths (relative ones
-    are taken from ``base``, the working directory by default), so that a run's stored config
-    reads the same files from any directory (``hepdl export``, ``evaluate``, ``--resume``)."""
+    are taken from ``base``, the working directory by default) and each glob replaced by the
+    files it matches now, so that a run's stored config reads the same files from any directory
+    and later (``hepdl export``, ``evaluate``, ``--resume``): a file added to a globbed folder
+    after training would otherwise change the split. A glob that matches nothing is kept, for
+    the reader to report."""
     base = Path.cwd() if base is None else Path(base)
 
     def absolute(spec: PathSpec | dict[str, PathSpec] | None):
@@ -893,11 +897,15 @@ def with_absolute_paths(config: Config, base: str | Path | None = None) -> Confi
         if isinstance(spec, dict):
             return {key: absolute(value) for key, value in spec.items()}
         if isinstance(spec, list):
-            return [absolute(value) for value in spec]
+            files = [absolute(value) for value in spec]
+            return [file for entry in files for file in ([entry] if isinstance(entry, str)
+                                                         else entry)]
         if "://" in spec:  # a URL names its place already
             return spec
         path = Path(spec).expanduser()  # ~/data: the home directory, as the readers take it
-        return str(path if path.is_absolute() else base / path)  # globs kept as they are
+        path = str(path if path.is_absolute() else base / path)
+        matches = sorted(glob.glob(path)) if glob.has_magic(path) else []
+        return matches or path  # the readers' order: each glob's matches sorted
 
     source = config.data.source
     for field in ("path", "files"):  # a file source's path, an LCD source's files

@@ -370,6 +370,10 @@ def load_splits(data: DataConfig, task: str, seed: int) -> dict[str, Dataset]:
     """
     if not data.in_memory:
         return _SplitsOnDemand(data, task, seed)
+    from hepdl.data.streaming import load_together, streamable, streaming_splits
+
+    if streamable(data):  # HDF5 read block by block into the splits: never the file whole too
+        return load_together(streaming_splits(data, task, seed))
     if data.split.files is not None:
         splits = {name: load_dataset(data, task, path=files)
                   for name, files in data.split.files.items()}
@@ -393,24 +397,15 @@ def load_shards(data: DataConfig, task: str, seed: int,
     parallel rank's shard). Events that could stream (:func:`~hepdl.data.streaming.streamable`)
     are read chunk by chunk and only the kept events are held; others are read whole, then cut.
     """
-    from hepdl.data.streaming import StreamingSplit, streamable, streaming_splits
+    from hepdl.data.streaming import StreamingSplit, load_together, streamable, streaming_splits
 
     if streamable(data):
         streamed = streaming_splits(data, task, seed)
         sizes = {name: len(split) for name, split in streamed.items()}
-        index = {name: streamed[name].index[take(name, sizes[name])] for name in ("train", "val")}
-        if data.split.files is not None:  # files of their own: each split read by itself
-            return {name: StreamingSplit(name, streamed[name].events, index[name]).load()
-                    for name in index}, sizes
-        # one split of one set of files: train and val events read in one pass over the blocks
-        both = np.concatenate([index["train"], index["val"]])
-        order = np.argsort(both, kind="stable")
-        loaded = StreamingSplit("train", streamed["train"].events, both[order]).load()
-        where = np.empty(len(both), dtype=np.int64)
-        where[order] = np.arange(len(both))  # event i of `both` is event where[i] of `loaded`
-        n_train = len(index["train"])
-        return {"train": loaded.subset(where[:n_train]),
-                "val": loaded.subset(where[n_train:])}, sizes
+        kept = {name: StreamingSplit(name, streamed[name].events,
+                                     streamed[name].index[take(name, sizes[name])])
+                for name in ("train", "val")}
+        return load_together(kept), sizes  # train and val in one pass over the blocks
     splits = load_splits(data, task, seed)
     sizes = {name: len(split) for name, split in splits.items()}
     return {name: splits[name].subset(take(name, sizes[name])) for name in ("train", "val")}, sizes

@@ -165,9 +165,9 @@ class EventFiles:
                 rows = ~np.isfinite(value.reshape(len(value), -1)).all(axis=1)
                 raise DataError(f"{path}:{keys if isinstance(keys, str) else ','.join(keys)}",
                                 f"NaN or Inf in input {name!r} at event "
-                                f"{lo + int(np.flatnonzero(rows)[0])} of this file (streamed "
-                                "data stops there; with in_memory: true nonfinite: drop can drop "
-                                "such events)")
+                                f"{lo + int(np.flatnonzero(rows)[0])} of this file (set "
+                                "data.nonfinite: drop, with in_memory: true, to drop such "
+                                "events)")
             out[name] = value
         return out
 
@@ -392,25 +392,55 @@ class StreamingSplit:
 
     def load(self, read_bytes: int = READ_BYTES) -> Dataset:
         """The split's events in memory (read block by block; other events are never kept)."""
-        events = self.events
-        blocks = events.blocks(read_bytes)
-        first, last = self.selection(blocks)
-        inputs = {name: np.empty((len(self), *shape), dtype=np.float32)
-                  for name, shape in events.input_shapes.items()}
-        check = events.nonfinite == "error"
-        handles: dict[int, object] = {}
-        try:
-            for b in np.flatnonzero(last > first):
-                block = events.read_block(handles, int(blocks.file[b]), int(blocks.lo[b]),
-                                          int(blocks.hi[b]), check_finite=check)
-                rows = self.index[first[b]:last[b]] - blocks.start[b]
-                for name, value in block.items():
-                    np.take(value, rows, axis=0, out=inputs[name][first[b]:last[b]])
-        finally:
-            _close(handles)
-        observers = {name: value[self.index] for name, value in events.read_observers().items()}
-        dataset = Dataset(inputs, self.labels, observers, self.class_names)
-        return _check_finite(dataset, events.nonfinite, f"data.split.{self.name}")
+        return load_together({self.name: self}, read_bytes)[self.name]
+
+
+def load_together(splits: dict[str, StreamingSplit],
+                  read_bytes: int = READ_BYTES) -> dict[str, Dataset]:
+    """Splits in memory, those of the same files in one pass: each block holding any of their
+    events is read once, and its events are copied straight into their split's arrays. The
+    memory is the kept events and one block, never the whole file nor a second copy."""
+    loaded: dict[str, Dataset] = {}
+    for events in {id(split.events): split.events for split in splits.values()}.values():
+        same = {name: split for name, split in splits.items() if split.events is events}
+        loaded.update(_load_one_pass(events, same, read_bytes))
+    return {name: loaded[name] for name in splits}
+
+
+def _load_one_pass(events: EventFiles, splits: dict[str, StreamingSplit],
+                   read_bytes: int) -> dict[str, Dataset]:
+    blocks = events.blocks(read_bytes)
+    ranges = {name: split.selection(blocks) for name, split in splits.items()}
+    inputs = {name: {key: np.empty((len(split), *shape), dtype=np.float32)
+                     for key, shape in events.input_shapes.items()}
+              for name, split in splits.items()}
+    wanted = np.zeros(len(blocks.file), dtype=bool)
+    for first, last in ranges.values():
+        wanted |= last > first
+    check = events.nonfinite == "error"
+
+    def scatter(b: int, block: dict[str, np.ndarray]) -> None:  # the block is freed on return
+        for name, split in splits.items():
+            first, last = (int(edge[b]) for edge in ranges[name])
+            rows = split.index[first:last] - blocks.start[b]
+            for key, value in block.items():  # rows lie in the block by construction; with
+                # mode="raise" numpy would first copy them into a buffer as large as the output
+                np.take(value, rows, axis=0, out=inputs[name][key][first:last], mode="clip")
+
+    handles: dict[int, object] = {}
+    try:
+        for b in np.flatnonzero(wanted):
+            scatter(b, events.read_block(handles, int(blocks.file[b]), int(blocks.lo[b]),
+                                         int(blocks.hi[b]), check_finite=check))
+    finally:
+        _close(handles)
+    observers = events.read_observers()
+    return {name: _check_finite(Dataset(inputs[name], split.labels,
+                                        {key: value[split.index]
+                                         for key, value in observers.items()},
+                                        split.class_names),
+                                events.nonfinite, f"data.split.{name}")
+            for name, split in splits.items()}
 
 
 def streaming_splits(data: DataConfig, task: str, seed: int) -> dict[str, StreamingSplit]:

@@ -253,16 +253,18 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         ranks.close(finished)
 
 
-def _learning_rate(config: Config, run: Path, console) -> float:
+def _learning_rate(config: Config, run: Path, console, prepared: tuple | None) -> float:
     """``train.lr``, or with ``lr: auto`` the range test's suggestion: found once, before the
-    first epoch, kept in meta.json (a resumed run takes it from there) and its plot in plots/."""
+    first epoch, kept in meta.json (a resumed run takes it from there) and its plot in plots/.
+    ``prepared``: (network, loader, objective) of one process's training, preprocessing fitted,
+    swept as they are; without (data-parallel), the test reads the data for itself."""
     if config.train.lr != "auto":
         return float(config.train.lr)
     found = read_meta(run).get("lr_auto")
     if found is None:
-        from hepdl.training.lr_find import range_test, write_range_test
+        from hepdl.training.lr_find import range_test, sweep, write_range_test
 
-        result = range_test(config)
+        result = range_test(config) if prepared is None else sweep(*prepared, config)
         write_range_test(result, run / "plots")
         found = {"lr": result.suggestion, "explodes_at": result.explodes_at}
         update_meta(run, lr_auto=found)
@@ -360,15 +362,17 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
 
     # ------------------------------------------------------------------ optimizer and loss
     trainable = [p for p in network.parameters() if p.requires_grad]
-    # the range test once, on rank 0; every rank takes its rate
-    lr = ranks.broadcast(_learning_rate(config, run, console) if main else None)
-    optimizer = build_optimizer(train_cfg.optimizer, trainable, lr)
-    schedule = build_schedule(train_cfg.schedule, optimizer, train_cfg.epochs)
     objective = objective_for(config, class_labels, spec["class_names"])
     if ranks.distributed:  # rank 0's, from every training event
         objective.class_weights = ranks.broadcast(objective.class_weights)
     if objective.class_weights is not None:
         objective.class_weights = objective.class_weights.to(device)
+    # the range test once, on rank 0, from the initial weights; every rank takes its rate
+    prepared = ((network, train_loader, objective)
+                if checkpoint is None and not ranks.distributed else None)
+    lr = ranks.broadcast(_learning_rate(config, run, console, prepared) if main else None)
+    optimizer = build_optimizer(train_cfg.optimizer, trainable, lr)
+    schedule = build_schedule(train_cfg.schedule, optimizer, train_cfg.epochs)
     scaler = grad_scaler(device, train_cfg.precision)  # fp16 only; a pass-through otherwise
     stopping = train_cfg.early_stopping
     stopper = EarlyStopping(stopping.patience, stopping.min_delta) if stopping else None

@@ -12,6 +12,7 @@ project's own, on the same splits, preprocessing, optimizer and loss as ``hepdl 
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -29,7 +30,8 @@ from hepdl.errors import ConfigError
 from hepdl.models import Network, network_spec
 from hepdl.preprocess.base import fit_streaming
 from hepdl.runs import atomic_write
-from hepdl.training.losses import objective_for
+from hepdl.training.device import to_device
+from hepdl.training.losses import Objective, objective_for
 from hepdl.training.optim import build_optimizer
 
 
@@ -52,12 +54,9 @@ class RangeTest:
 
 
 def range_test(config: Config, *, start: float = 1e-6, end: float = 1.0, steps: int = 300,
-               smoothing: float = 0.05, explode_factor: float = 4.0) -> RangeTest:
-    """Sweep the learning rate from ``start`` to ``end`` over ``steps`` training batches."""
-    if not 0 < start < end:
-        raise ConfigError("--start/--end", f"need 0 < start < end, got {start} and {end}")
-    if steps < 10:
-        raise ConfigError("--steps", f"need at least 10 steps, got {steps}")
+               **options) -> RangeTest:
+    """Read the training split, fit the preprocessing, then :func:`sweep` (``hepdl lr-find``)."""
+    _check_sweep(start, end, steps)  # before the data is read
     torch.manual_seed(config.seed)
     label_dtype = torch.float32 if config.task == "regression" else torch.long
     if config.data.in_memory:
@@ -77,10 +76,31 @@ def range_test(config: Config, *, start: float = 1e-6, end: float = 1.0, steps: 
         network.fit_preprocessing(loader.inputs)
     else:  # passes over the training split, chunk by chunk, as in training
         fit_streaming(network.preprocess, loader.chunks)
+    objective = objective_for(config, train.labels, network.spec["class_names"])
+    return sweep(network, loader, objective, config, start=start, end=end, steps=steps,
+                 **options)
+
+
+def _check_sweep(start: float, end: float, steps: int) -> None:
+    if not 0 < start < end:
+        raise ConfigError("--start/--end", f"need 0 < start < end, got {start} and {end}")
+    if steps < 10:
+        raise ConfigError("--steps", f"need at least 10 steps, got {steps}")
+
+
+def sweep(network: Network, loader, objective: Objective, config: Config, *,
+          start: float = 1e-6, end: float = 1.0, steps: int = 300, smoothing: float = 0.05,
+          explode_factor: float = 4.0) -> RangeTest:
+    """Train a copy of ``network`` (preprocessing fitted; the weights to start from) on
+    ``loader``'s batches, epoch after epoch, while the rate grows from ``start`` to ``end`` over
+    ``steps`` batches. ``hepdl train`` with ``lr: auto`` passes its own network and loader, so
+    the data is neither read nor fitted a second time; on the network's device."""
+    _check_sweep(start, end, steps)
+    network = copy.deepcopy(network)
     network.train()
+    device = next(network.parameters()).device
     optimizer = build_optimizer(config.train.optimizer,
                                 [p for p in network.parameters() if p.requires_grad], start)
-    objective = objective_for(config, train.labels, network.spec["class_names"])
     rates = start * (end / start) ** (np.arange(steps) / (steps - 1))
     lrs, losses, average, best, explodes_at = [], [], 0.0, math.inf, None
 
@@ -93,6 +113,7 @@ def range_test(config: Config, *, start: float = 1e-6, end: float = 1.0, steps: 
     for step, ((inputs, labels), lr) in enumerate(zip(batches(), rates, strict=False)):
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
+        inputs, labels = to_device(inputs, device), labels.to(device)
         if config.train.gradient_penalty:
             inputs = {k: v.detach().requires_grad_() for k, v in inputs.items()}
         loss, data_loss = objective(network, network(inputs), labels, inputs)
