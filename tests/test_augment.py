@@ -114,9 +114,9 @@ def test_augmented_training_resumes_to_the_uninterrupted_result(tmp_path, monkey
     calls = []
     mirror = Mirroring.__call__
 
-    def spy(self, inputs, epoch, batch):
+    def spy(self, inputs, epoch, batch, part=None):
         calls.append((epoch, batch, tuple(inputs)))
-        return mirror(self, inputs, epoch, batch)
+        return mirror(self, inputs, epoch, batch, part)
 
     monkeypatch.setattr(Mirroring, "__call__", spy)
     augment = {"flip_eta": True, "flip_phi": True}

@@ -112,12 +112,14 @@ def test_a_rank_loads_the_events_of_its_shards_only(tmp_path, kind):
 
 def write_config(tmp_path: Path, events: int, epochs: int, batch: int = 45, chunk: int = 32,
                  model: dict | None = None, train: dict | None = None, **data) -> Path:
-    """Two-class blobs in HDF5 (chunks of ``chunk`` events) and a small MLP's config."""
+    """Two-class blobs in HDF5 (chunks of ``chunk`` events), each a 2 x 3 "image" of six
+    features, and a small MLP's config."""
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, events)
     features = (rng.normal(size=(events, 6)) + 0.5 * labels[:, None]).astype(np.float32)
     with h5py.File(tmp_path / "blobs.h5", "w") as f:
-        f.create_dataset("x", data=features, chunks=(min(chunk, events), 6))
+        f.create_dataset("x", data=features.reshape(events, 2, 3),
+                         chunks=(min(chunk, events), 2, 3))
         f["y"] = labels
     config = {
         "name": "ddp", "seed": 3, "runs_dir": str(tmp_path / "runs"),
@@ -162,9 +164,11 @@ def two_ranks_and_one(tmp_path: Path, config: Path) -> tuple[Run, Run, str]:
 # 700 training events: in batches of 45 the last (25) splits 12 / 13; in batches of 233 the
 # last holds 1 event, and rank 1's part of it is empty. In file order the two ranks' shards make
 # one process's batches, so the runs agree up to rounding; with class weights too, each rank's
-# weighted mean counting by its share of the batch's weight.
-@pytest.mark.parametrize(("batch", "train"), [(45, {}), (233, {}),
-                                              (45, {"class_weights": [1.0, 3.0]})])
+# weighted mean counting by its share of the batch's weight; mirrored, each rank mirrors its
+# slice of the events one process mirrors.
+@pytest.mark.parametrize(("batch", "train"), [
+    (45, {}), (233, {}), (45, {"class_weights": [1.0, 3.0]}),
+    (45, {"augment": {"flip_eta": True, "flip_phi": True}})])
 def test_two_ranks_give_the_single_process_result(tmp_path, batch, train):
     config = write_config(tmp_path, 1000, epochs=3, batch=batch, train=train, shuffle=False)
     two, one, output = two_ranks_and_one(tmp_path, config)

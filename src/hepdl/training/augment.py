@@ -127,13 +127,19 @@ class Mirroring:
                                   "the image inputs in train.augment.inputs")
         return cls(tuple(names), axes, seed)
 
-    def __call__(self, inputs: dict[str, torch.Tensor], epoch: int,
-                 batch: int) -> dict[str, torch.Tensor]:
-        """The batch with a random half of its events mirrored per switch (new tensors)."""
+    def __call__(self, inputs: dict[str, torch.Tensor], epoch: int, batch: int,
+                 part: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
+        """The batch with a random half of its events mirrored per switch (new tensors).
+
+        ``part``: a data-parallel rank's events are ``offset, total``: they begin at ``offset``
+        of the whole batch of ``total`` events, and take their slice of its masks, so the
+        ranks together mirror the events one process would.
+        """
         n_events = len(next(iter(inputs.values())))
-        masks = mirror_masks(n_events, seed=self.seed, epoch=epoch, batch=batch)
+        offset, total = part if part is not None else (0, n_events)
+        masks = mirror_masks(total, seed=self.seed, epoch=epoch, batch=batch)
         out = dict(inputs)
         for name in self.inputs:
             for switch, axis in self.axes.items():
-                out[name] = flip_events(out[name], masks[switch], axis)
+                out[name] = flip_events(out[name], masks[switch][offset:offset + n_events], axis)
         return out

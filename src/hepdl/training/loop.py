@@ -21,6 +21,7 @@ import torch
 
 from hepdl import __version__
 from hepdl.config import Config, load_config, with_absolute_paths
+from hepdl.data import shards
 from hepdl.data.dataset import load_shards, load_splits
 from hepdl.data.loader import InMemoryLoader, as_tensors
 from hepdl.errors import ConfigError, HepdlError, TrainingError
@@ -349,6 +350,9 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
                                    buffer_bytes=config.data.shuffle_buffer_mb * 2**20, **options)
     train_loader = loader("train", shuffle=config.data.shuffle, seed=config.seed)
     val_loader = loader("val")
+    # where this rank's part of each batch begins, in a batch of how many events (mirroring)
+    batch_totals = shards.batch_sizes(train_loader.n_events, train_cfg.batch_size)
+    part_starts = shards.part_bounds(batch_totals, ranks.rank, ranks.world)[0]
     splits.clear()  # the test split, read in memory with the others, is not kept
     frozen = _freeze(network, train_cfg.freeze)
     network.to(device)
@@ -459,7 +463,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             for b, (inputs, labels) in enumerate(train_loader.batches(epoch, start_batch),
                                                  start=start_batch):
                 if mirroring is not None:  # the raw events: preprocessing is inside the network
-                    inputs = mirroring(inputs, epoch, b)
+                    inputs = mirroring(inputs, epoch, b, part=(int(part_starts[b]),
+                                                               int(batch_totals[b])))
                 if monitor is not None:
                     monitor.watch(b)
                 inputs, labels = to_device(inputs, device), labels.to(device)
