@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -101,18 +102,20 @@ def test_the_site_builds_with_warnings_as_errors(tmp_path):
     assert (tmp_path / "site" / "tutorials" / "normalization" / "index.html").is_file()
 
 
-def test_the_build_removes_every_tutorials_scratch_folder(tmp_path, monkeypatch):
+def test_the_build_removes_the_scratch_folders_its_tutorials_make_and_no_other(tmp_path,
+                                                                              monkeypatch):
     spec = importlib.util.spec_from_file_location("scratch", ROOT / "docs/hooks/scratch.py")
     scratch = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(scratch)
-    made = set(re.findall(r'mkdtemp\(prefix="([^"]+)"\)', "".join(
-        p.read_text() for p in (ROOT / "docs/tutorials").glob("*.py"))))
-    assert made and made <= set(scratch.PREFIXES)  # a new tutorial's folder is known too
-    monkeypatch.setattr(scratch.tempfile, "gettempdir", lambda: str(tmp_path))
-    (tmp_path / "hepdl-eid-reader").mkdir()  # a reader's results from before the build
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    (tmp_path / "hepdl-eid-reader").mkdir()  # a reader's results, or another build's
     scratch.on_pre_build(None)
-    for prefix in scratch.PREFIXES:  # what executing the tutorials makes
-        (tmp_path / f"{prefix}abc" / "runs").mkdir(parents=True)
-    (tmp_path / "other").mkdir()
+    kernel = subprocess.run(  # a notebook's kernel: a process started by the build
+        [sys.executable, "-c", "import tempfile; print(tempfile.mkdtemp(prefix='hepdl-eid-'))"],
+        capture_output=True, text=True, check=True)
+    made = Path(kernel.stdout.strip())
+    assert made.is_dir() and str(made.parent) == scratch._scratch["dir"]  # the build's own
     scratch.on_post_build(None)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hepdl-eid-reader", "other"]
+    assert not made.exists() and not made.parent.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["hepdl-eid-reader"]
+    assert os.environ["TMPDIR"] == str(tmp_path)
