@@ -7,6 +7,7 @@ import pytest
 
 from hepdl.config import config_from_dict
 from hepdl.errors import ConfigError
+from hepdl.runs import Run
 from hepdl.training import fit
 from hepdl.training.lr_find import range_test, write_range_test
 
@@ -65,16 +66,20 @@ def test_digits_range_test_writes_its_plot_and_table(tmp_path):
         range_test(config_from_dict(small_config(tmp_path)), start=1.0, end=0.1)
 
 
-def test_lr_auto_trains_at_the_suggestion_and_a_resume_keeps_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("shuffle", [True, False])  # unshuffled: the sweep shuffles its own
+def test_lr_auto_trains_at_the_suggestion_and_a_resume_keeps_it(tmp_path, monkeypatch, shuffle):
     from hepdl.training import lr_find
 
-    config = config_from_dict(small_config(tmp_path, train={"lr": "auto", "epochs": 2}))
+    config = config_from_dict(small_config(tmp_path, train={"lr": "auto", "epochs": 2},
+                                           data={"source": {"kind": "digits"},
+                                                 "shuffle": shuffle}))
 
     def read_again(*args, **kwargs):
         raise AssertionError("lr: auto read the data a second time")
 
     with monkeypatch.context() as patch:  # the sweep takes training's loader and fitted network
-        patch.setattr(lr_find, "load_splits", read_again)
+        if shuffle:
+            patch.setattr(lr_find, "load_splits", read_again)
         run = fit(config)
     meta = json.loads((run / "meta.json").read_text())
     expected = range_test(config).suggestion
@@ -83,6 +88,11 @@ def test_lr_auto_trains_at_the_suggestion_and_a_resume_keeps_it(tmp_path, monkey
     assert float(history[1].split(",")[history[0].split(",").index("lr")]) == pytest.approx(
         expected)
     assert (run / "plots" / "lr_find.png").is_file()
+    # the sweep trains a copy, on a random stream of its own: the run is the one at that rate
+    at_that_rate = fit(config.model_copy(update={"train": config.train.model_copy(
+        update={"lr": meta["lr_auto"]["lr"]})}))
+    for name in ("train_loss", "val_loss"):
+        assert Run.load(run).history[name].tolist() == Run.load(at_that_rate).history[name].tolist()
     with pytest.raises(ConfigError, match="positive"):
         config_from_dict(small_config(tmp_path, train={"lr": -1.0}))
 

@@ -75,6 +75,35 @@ def test_study_end_to_end_on_small_lattices(tmp_path):
     assert again["curves"] == result["curves"]
 
 
+def test_relabelled_training_follows_its_boundary(tmp_path):
+    from hepdl.data import load_dataset
+    from hepdl.generate.ising import make_ising
+    from hepdl.phases import relabelled, run_phase_study
+
+    grid = [0.5, 1.0, 1.5, 2.0, 2.25, 2.5, 3.0, 3.5]
+    make_ising(tmp_path / "ising_L8.h5", size=8, temperatures=grid, per_temperature=100,
+               chains=20, equilibration=30, decorrelation=3)
+    linked = relabelled(tmp_path / "ising_L8.h5", 1.75)
+    config = config_from_dict({
+        "name": "ising", "seed": 1, "runs_dir": str(tmp_path / "runs"),
+        "data": {"source": {"kind": "hdf5", "path": str(linked), "inputs": {"spins": "spins"},
+                            "label": "label", "class_names": ["disordered", "ordered"],
+                            "observers": {"temperature": "temperature"}},
+                 "split": {"train": 0.8, "val": 0.1, "test": 0.1}},
+        "model": {"width": 32, "depth": 1},
+        "train": {"epochs": 15, "batch_size": 16, "threads": 1}})
+    events = load_dataset(config.data)  # the spins through the link, the labels its own
+    assert events.inputs["spins"].shape == (800, 8, 8)
+    np.testing.assert_array_equal(events.labels, events.observers["temperature"] < 1.75)
+    with pytest.raises(ConfigError, match="--training all"):
+        run_phase_study(config, sizes=[8], data_dir=tmp_path, out=tmp_path / "x", boundary=1.75)
+    result = run_phase_study(config, sizes=[8], data_dir=tmp_path, out=tmp_path / "study",
+                             training="all", boundary=1.75)
+    assert result["label_boundary"] == 1.75
+    assert 1.5 < result["curves"][0]["crossing"] < 2.0  # told 1.75, it finds about 1.75
+    assert "T < 1.75" in (tmp_path / "study" / "table.md").read_text()
+
+
 def test_cli_names_a_bad_size_list(tmp_path, cli):
     path = write_config(tmp_path / "ising.yaml", {
         "name": "ising", "data": {"source": {"kind": "hdf5", "path": "x.h5",

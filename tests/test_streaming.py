@@ -253,6 +253,29 @@ def test_split_files_stream_every_event_of_their_files(files):
     assert list(StreamingLoader(splits["val"], batch_size=32).batches()) == []
 
 
+def test_in_memory_reads_keep_one_file_open_and_take_an_empty_split(files, monkeypatch):
+    from hepdl.data import streaming
+
+    opened = []
+
+    def open_hdf5(path):
+        assert sum(handle.id.valid for handle in opened) == 0, "a file is still open"
+        opened.append(h5py.File(path, "r"))
+        return opened[-1]
+
+    monkeypatch.setattr(streaming, "open_hdf5", open_hdf5)  # blocks read in file order
+    no_val = data_config(files, split={"train": 0.8, "val": 0.0, "test": 0.2})
+    splits = load_splits(no_val, "classification", seed=4)
+    assert opened and not any(handle.id.valid for handle in opened)
+    assert [len(splits[name]) for name in ("train", "val", "test")] == [240, 0, 60]
+    assert splits["val"].inputs["x"].shape == (0, 4)
+    by_files = DataConfig.model_validate({
+        "source": {"kind": "hdf5", "path": "unused", "inputs": {"x": "features"},
+                   "label": "label"}, "split": {"files": {"train": files[:2], "test": files[2]}}})
+    splits = load_splits(by_files, "classification", seed=0)
+    assert [len(splits[name]) for name in ("train", "val", "test")] == [170, 0, 130]
+
+
 def test_streaming_config_is_validated(tmp_path):
     with pytest.raises(ConfigError, match=r"in_memory: false streams HDF5 files; source kind "
                                           r"'npz' is read whole"):

@@ -357,17 +357,25 @@ def test_a_run_stores_the_files_its_glob_matched_so_a_later_file_leaves_the_spli
     folder = tmp_path / "blobs"
     folder.mkdir()
     half = len(labels) // 2
-    for name, part in (("b_1.npz", slice(None, half)), ("b_2.npz", slice(half, None))):
+    for name, part in (("b_1.npz", slice(None, half)), ("b_[2].npz", slice(half, None))):
         np.savez(folder / name, features=features[part], label=labels[part])
     config = config_from_dict(small_config(
         tmp_path, data={"source": {"kind": "npz", "path": str(folder / "b_*.npz"),
                                    "inputs": {"x": "features"}, "label": "label"}},
         preprocess={"x": ["standardize"]}, train={"epochs": 1}))
     run = api.train(config, console=None)
-    assert run.config.data.source.path == [str(folder / "b_1.npz"), str(folder / "b_2.npz")]
+    # b_[2].npz, read as a glob, would be b_2.npz: the names are stored escaped
+    assert run.config.data.source.path == [str(folder / "b_1.npz"), str(folder / "b_[[]2].npz")]
     # a file added later matches the glob but is not the run's data: the test split stays
     np.savez(folder / "b_0.npz", features=-features[:half], label=1 - labels[:half])
+    np.savez(folder / "b_2.npz", features=-features[:half], label=1 - labels[:half])
     assert api.evaluate(run.path)["accuracy"] == run.metrics["accuracy"]
+    # init_from names one run's weights, never a glob's matches
+    from hepdl.config import with_absolute_paths
+
+    weights = config.model_copy(update={"train": config.train.model_copy(
+        update={"init_from": str(folder / "b_*.npz")})})
+    assert with_absolute_paths(weights).train.init_from == str(folder / "b_*.npz")
 
 
 def test_a_run_stores_absolute_data_paths_and_is_read_from_anywhere(tmp_path, npz_file,

@@ -346,6 +346,8 @@ def study_ising(
     training: Annotated[str, typer.Option(
         help="extremes: T <= 1.75 and >= 2.75 (Mehta); all: every T, labels T < T_c (C&M).")
     ] = "extremes",
+    boundary: Annotated[float | None, typer.Option(
+        help="With --training all: labels T < this instead of Onsager's T_c.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override a field of the config.")] = [],  # noqa: B006
 ):
     """Critical-set accuracy and T_c where P(ordered) = 1/2, per lattice size, extrapolated to
@@ -361,7 +363,7 @@ def study_ising(
     console = _console()
     run_phase_study(load_config(config, set_), sizes=lattice, data_dir=data_dir, out=out,
                     per_temperature=per_temperature, workers=workers, training=training,
-                    console=console)
+                    boundary=boundary, console=console)
     console.print((out / "table.md").read_text())
     console.print(f"study directory: {out}")
 

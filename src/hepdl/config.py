@@ -884,34 +884,37 @@ def dump_config(config: Config) -> str:
 
 def with_absolute_paths(config: Config, base: str | Path | None = None) -> Config:
     """``config`` with its data files and ``train.init_from`` as absolute paths (relative ones
-    are taken from ``base``, the working directory by default) and each glob replaced by the
-    files it matches now, so that a run's stored config reads the same files from any directory
-    and later (``hepdl export``, ``evaluate``, ``--resume``): a file added to a globbed folder
-    after training would otherwise change the split. A glob that matches nothing is kept, for
-    the reader to report."""
+    are taken from ``base``, the working directory by default) and each data glob replaced by
+    the files it matches now, so that a run's stored config reads the same files from any
+    directory and later (``hepdl export``, ``evaluate``, ``--resume``): a file added to a
+    globbed folder after training would otherwise change the split. A glob that matches nothing
+    is kept, for the reader to report."""
     base = Path.cwd() if base is None else Path(base)
 
-    def absolute(spec: PathSpec | dict[str, PathSpec] | None):
+    def absolute(spec: PathSpec | dict[str, PathSpec] | None, files: bool = True):
         if spec is None:
             return None
         if isinstance(spec, dict):
             return {key: absolute(value) for key, value in spec.items()}
         if isinstance(spec, list):
-            files = [absolute(value) for value in spec]
-            return [file for entry in files for file in ([entry] if isinstance(entry, str)
+            found = [absolute(value) for value in spec]
+            return [file for entry in found for file in ([entry] if isinstance(entry, str)
                                                          else entry)]
         if "://" in spec:  # a URL names its place already
             return spec
         path = Path(spec).expanduser()  # ~/data: the home directory, as the readers take it
         path = str(path if path.is_absolute() else base / path)
-        matches = sorted(glob.glob(path)) if glob.has_magic(path) else []
-        return matches or path  # the readers' order: each glob's matches sorted
+        if not (files and glob.has_magic(path)):
+            return path
+        # the readers' order (each glob's matches sorted); escaped, as the readers glob again
+        return [glob.escape(match) for match in sorted(glob.glob(path))] or path
 
     source = config.data.source
     for field in ("path", "files"):  # a file source's path, an LCD source's files
         if hasattr(source, field):
             source = source.model_copy(update={field: absolute(getattr(source, field))})
     split = config.data.split.model_copy(update={"files": absolute(config.data.split.files)})
-    train = config.train.model_copy(update={"init_from": absolute(config.train.init_from)})
+    train = config.train.model_copy(update={"init_from": absolute(config.train.init_from,
+                                                                  files=False)})
     data = config.data.model_copy(update={"source": source, "split": split})
     return config.model_copy(update={"data": data, "train": train})

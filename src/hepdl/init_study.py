@@ -29,12 +29,12 @@ def variance_through_depth(config: Config, train=None, n_events: int = 1024) -> 
     """The output variance of each hidden activation layer, at initialization, on training
     events (preprocessing fitted on the training split, as in training); ``train``: the
     training split if already read."""
-    from hepdl.data.dataset import load_splits
+    from hepdl.data.dataset import load_split
     from hepdl.models import Network, network_spec
 
     torch.manual_seed(config.seed)
     if train is None:
-        train = load_splits(config.data, config.task, config.seed)["train"]
+        train = load_split(config.data, config.task, config.seed, "train")
     network = Network(network_spec(config, train.input_shapes, train.class_names))  # model.init
     inputs = {k: torch.from_numpy(v) for k, v in train.inputs.items()}
     network.fit_preprocessing(inputs)
@@ -50,11 +50,11 @@ def variance_through_depth(config: Config, train=None, n_events: int = 1024) -> 
 
 def run_init_study(config: Config, *, out: Path | None = None, console=None) -> dict[str, Any]:
     """Each initialization scheme: variance through depth at initialization, then training."""
-    from hepdl.data.dataset import load_splits
+    from hepdl.data.dataset import load_split
     from hepdl.study import Trial, train_or_resume
 
     out = Path(out) if out is not None else Path(config.runs_dir) / f"{config.name}-init"
-    train = load_splits(config.data, config.task, config.seed)["train"]  # the same for every init
+    train = load_split(config.data, config.task, config.seed, "train")  # the same for every init
     rows = []
     for number, scheme in enumerate(SCHEMES):
         raw = config.model_dump(mode="json")

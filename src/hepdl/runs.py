@@ -250,10 +250,10 @@ class Run:
         """The network's scores on the run's test split, with labels and observers
         ([`Predictions`][hepdl.evaluation.predictions.Predictions]); computed once."""
         if self._predictions is None:
-            from hepdl.data import load_splits
+            from hepdl.data import load_split
             from hepdl.evaluation.predictions import predict
 
-            test = load_splits(self.config.data, self.config.task, self.config.seed)["test"]
+            test = load_split(self.config.data, self.config.task, self.config.seed, "test")
             self._predictions = predict(self.network(), test)
         return self._predictions
 

@@ -85,12 +85,12 @@ def diagnose(run: Path, n_events: int = 2048) -> str:
     saturated tanh/sigmoid units per hidden layer, on test events."""
     import torch
 
-    from hepdl.data import load_splits
+    from hepdl.data import load_split
     from hepdl.data.hits import Hits
     from hepdl.runs import Run
 
     loaded = Run.load(run)
-    test = load_splits(loaded.config.data, loaded.config.task, loaded.config.seed)["test"]
+    test = load_split(loaded.config.data, loaded.config.task, loaded.config.seed, "test")
     network = loaded.network()
     inputs = {k: v[:n_events].to_dense() if isinstance(v, Hits) else torch.from_numpy(
         v[:n_events]) for k, v in test.inputs.items()}

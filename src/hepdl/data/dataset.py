@@ -342,18 +342,20 @@ class _SplitsOnDemand(dict):
 
 
 def load_split(data: DataConfig, task: str, seed: int, name: str) -> Dataset:
-    """One split's events only, read from HDF5 chunk by chunk (the rest is never read).
-
-    The split is the one :func:`load_splits` makes (the same events for the same ``seed``).
+    """One split (``train``, ``val`` or ``test``), the one :func:`load_splits` makes (the same
+    events for the same ``seed``). Events that can stream (HDF5, LCD) are read chunk by chunk
+    and the other splits' are never read; other sources are read whole.
 
     Raises
     ------
     DataError
         As :func:`load_dataset` and :func:`check_splits`.
     """
-    from hepdl.data.streaming import streaming_splits
+    from hepdl.data.streaming import streamable, streaming_splits
 
-    return streaming_splits(data, task, seed)[name].load()
+    if streamable(data):
+        return streaming_splits(data, task, seed)[name].load()
+    return load_splits(data, task, seed)[name]
 
 
 def load_splits(data: DataConfig, task: str, seed: int) -> dict[str, Dataset]:

@@ -40,7 +40,6 @@ from hepdl.data import shards
 from hepdl.data.dataset import (
     SPLITS,
     Dataset,
-    _check_finite,
     _encode_labels,
     check_split_files,
     check_splits,
@@ -430,16 +429,18 @@ def _load_one_pass(events: EventFiles, splits: dict[str, StreamingSplit],
     handles: dict[int, object] = {}
     try:
         for b in np.flatnonzero(wanted):
-            scatter(b, events.read_block(handles, int(blocks.file[b]), int(blocks.lo[b]),
-                                         int(blocks.hi[b]), check_finite=check))
+            file = int(blocks.file[b])
+            if file not in handles:  # blocks come in file order: one file open at a time
+                _close(handles)
+            # NaN/Inf: an error naming the file and event (streamable: nonfinite is "error")
+            scatter(b, events.read_block(handles, file, int(blocks.lo[b]), int(blocks.hi[b]),
+                                         check_finite=check))
     finally:
         _close(handles)
     observers = events.read_observers()
-    return {name: _check_finite(Dataset(inputs[name], split.labels,
-                                        {key: value[split.index]
-                                         for key, value in observers.items()},
-                                        split.class_names),
-                                events.nonfinite, f"data.split.{name}")
+    return {name: Dataset(inputs[name], split.labels,
+                          {key: value[split.index] for key, value in observers.items()},
+                          split.class_names)
             for name, split in splits.items()}
 
 

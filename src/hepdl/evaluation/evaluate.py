@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hepdl.config import DataConfig
-from hepdl.data.dataset import load_dataset, load_splits
+from hepdl.data.dataset import load_dataset, load_split
 from hepdl.errors import DataError
 from hepdl.evaluation import plots
 from hepdl.evaluation.metrics import compute_metrics
@@ -156,7 +156,7 @@ def evaluate_run(run: Run | str | Path, data: DataConfig | None = None,
     run = run if isinstance(run, Run) else Run.load(run)
     config = run.config
     if data is None:
-        dataset = load_splits(config.data, config.task, config.seed)["test"]
+        dataset = load_split(config.data, config.task, config.seed, "test")
         where = "test split"
     else:
         dataset = load_dataset(data, config.task)

@@ -81,10 +81,10 @@ def _finished_network(run_dir: Path):
 
 def _test_events(run, limit: int) -> dict[str, torch.Tensor]:
     """Up to ``limit`` events of the run's test split, as dense float32 tensors."""
-    from hepdl.data.dataset import load_splits
+    from hepdl.data.dataset import load_split
     from hepdl.data.hits import Hits
 
-    test = load_splits(run.config.data, run.config.task, run.config.seed)["test"]
+    test = load_split(run.config.data, run.config.task, run.config.seed, "test")
     n = min(len(test), limit)
     return {name: (x[:n].to_dense() if isinstance(x, Hits) else torch.from_numpy(
         np.ascontiguousarray(x[:n], dtype=np.float32))) for name, x in test.inputs.items()}

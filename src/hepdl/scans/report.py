@@ -29,7 +29,7 @@ def best_roc(config: Config, study, n_best: int = 3):
     panel per signal class, one line style per trial."""
     from optuna.trial import TrialState
 
-    from hepdl.data import load_splits
+    from hepdl.data import load_split
     from hepdl.evaluation.metrics import roc
     from hepdl.evaluation.plots import _figure, _style
     from hepdl.evaluation.predictions import predict
@@ -41,7 +41,7 @@ def best_roc(config: Config, study, n_best: int = 3):
     if not best:
         return None
     runs = [Run.load(t.user_attrs["run"]) for t in best]
-    test = load_splits(runs[0].config.data, runs[0].config.task, runs[0].config.seed)["test"]
+    test = load_split(runs[0].config.data, runs[0].config.task, runs[0].config.seed, "test")
     names = runs[0].spec["class_names"]
     signals = [1] if len(names) == 2 else list(range(len(names)))
     styles = ["-", "--", ":", "-."]

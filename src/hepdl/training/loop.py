@@ -206,11 +206,14 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         if ranks.main:
             try:
                 made = new_run_dir(config, run_dir)
-                # the run's config names its files absolutely: readable from any directory
-                write_config(made, with_absolute_paths(config))
+                # the run's config names its files absolutely, each glob's matches listed:
+                # readable from any directory, and the files it trains on are the run's
+                config = with_absolute_paths(config)
+                write_config(made, config)
             except HepdlError as exc:
                 made = exc
-        run = ranks.broadcast(made)  # every rank stops, or goes on with rank 0's directory
+        # every rank stops, or goes on with rank 0's directory and files
+        run, config = ranks.broadcast((made, config))
         if isinstance(run, HepdlError):
             raise run
         checkpoint = None
@@ -254,18 +257,25 @@ def fit(config: Config | None = None, *, run_dir: str | Path | None = None,
         ranks.close(finished)
 
 
-def _learning_rate(config: Config, run: Path, console, prepared: tuple | None) -> float:
+def _learning_rate(config: Config, run: Path, console, network: Network | None,
+                   loader, objective) -> float:
     """``train.lr``, or with ``lr: auto`` the range test's suggestion: found once, before the
     first epoch, kept in meta.json (a resumed run takes it from there) and its plot in plots/.
-    ``prepared``: (network, loader, objective) of one process's training, preprocessing fitted,
-    swept as they are; without (data-parallel), the test reads the data for itself."""
+
+    The test sweeps a copy of ``network`` (preprocessing fitted, initial weights; None: built
+    and fitted anew) over ``loader``'s batches (None: the test reads the training split and
+    shuffles it itself). It draws from a random stream of its own, so the run trains as one
+    given the suggested rate would."""
     if config.train.lr != "auto":
         return float(config.train.lr)
     found = read_meta(run).get("lr_auto")
     if found is None:
         from hepdl.training.lr_find import range_test, sweep, write_range_test
 
-        result = range_test(config) if prepared is None else sweep(*prepared, config)
+        device = next(iter(network.parameters())).device if network is not None else None
+        with torch.random.fork_rng(devices=[device] if device and device.type == "cuda" else []):
+            result = (range_test(config, network=network) if loader is None
+                      else sweep(network, loader, objective, config))
         write_range_test(result, run / "plots")
         found = {"lr": result.suggestion, "explodes_at": result.explodes_at}
         update_meta(run, lr_auto=found)
@@ -371,10 +381,12 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
         objective.class_weights = ranks.broadcast(objective.class_weights)
     if objective.class_weights is not None:
         objective.class_weights = objective.class_weights.to(device)
-    # the range test once, on rank 0, from the initial weights; every rank takes its rate
-    prepared = ((network, train_loader, objective)
-                if checkpoint is None and not ranks.distributed else None)
-    lr = ranks.broadcast(_learning_rate(config, run, console, prepared) if main else None)
+    # the range test once, on rank 0, from the initial weights; every rank takes its rate. It
+    # sweeps training's own batches when they are one process's, shuffled
+    lr = ranks.broadcast(_learning_rate(
+        config, run, console, network if checkpoint is None else None,
+        train_loader if config.data.shuffle and not ranks.distributed else None,
+        objective) if main else None)
     optimizer = build_optimizer(train_cfg.optimizer, trainable, lr)
     schedule = build_schedule(train_cfg.schedule, optimizer, train_cfg.epochs)
     scaler = grad_scaler(device, train_cfg.precision)  # fp16 only; a pass-through otherwise

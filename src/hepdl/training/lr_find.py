@@ -53,9 +53,10 @@ class RangeTest:
                 f"{self.suggestion:.3g} (about a tenth of it, seeds/004)")
 
 
-def range_test(config: Config, *, start: float = 1e-6, end: float = 1.0, steps: int = 300,
-               **options) -> RangeTest:
-    """Read the training split, fit the preprocessing, then :func:`sweep` (``hepdl lr-find``)."""
+def range_test(config: Config, *, network: Network | None = None, start: float = 1e-6,
+               end: float = 1.0, steps: int = 300, **options) -> RangeTest:
+    """Read the training split, shuffled, and :func:`sweep` ``network`` over it (``hepdl
+    lr-find``; None: the config's network, built and its preprocessing fitted here)."""
     _check_sweep(start, end, steps)  # before the data is read
     torch.manual_seed(config.seed)
     label_dtype = torch.float32 if config.task == "regression" else torch.long
@@ -70,12 +71,13 @@ def range_test(config: Config, *, start: float = 1e-6, end: float = 1.0, steps: 
         loader = StreamingLoader(train, batch_size=config.train.batch_size, shuffle=True,
                                  seed=config.seed, label_dtype=label_dtype,
                                  buffer_bytes=config.data.shuffle_buffer_mb * 2**20)
-    network = Network(network_spec(config, train.input_shapes, train.class_names,
-                                   getattr(train, "hits_inputs", [])))
-    if config.data.in_memory:
-        network.fit_preprocessing(loader.inputs)
-    else:  # passes over the training split, chunk by chunk, as in training
-        fit_streaming(network.preprocess, loader.chunks)
+    if network is None:
+        network = Network(network_spec(config, train.input_shapes, train.class_names,
+                                       getattr(train, "hits_inputs", [])))
+        if config.data.in_memory:
+            network.fit_preprocessing(loader.inputs)
+        else:  # passes over the training split, chunk by chunk, as in training
+            fit_streaming(network.preprocess, loader.chunks)
     objective = objective_for(config, train.labels, network.spec["class_names"])
     return sweep(network, loader, objective, config, start=start, end=end, steps=steps,
                  **options)
@@ -99,6 +101,8 @@ def sweep(network: Network, loader, objective: Objective, config: Config, *,
     network = copy.deepcopy(network)
     network.train()
     device = next(network.parameters()).device
+    if objective.class_weights is not None:
+        objective.class_weights = objective.class_weights.to(device)
     optimizer = build_optimizer(config.train.optimizer,
                                 [p for p in network.parameters() if p.requires_grad], start)
     rates = start * (end / start) ** (np.arange(steps) / (steps - 1))
