@@ -110,12 +110,14 @@ def test_the_build_removes_the_scratch_folders_its_tutorials_make_and_no_other(t
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     (tmp_path / "hepdl-eid-reader").mkdir()  # a reader's results, or another build's
     scratch.on_pre_build(None)
-    kernel = subprocess.run(  # a notebook's kernel: a process started by the build
-        [sys.executable, "-c", "import tempfile; print(tempfile.mkdtemp(prefix='hepdl-eid-'))"],
-        capture_output=True, text=True, check=True)
-    made = Path(kernel.stdout.strip())
-    assert made.is_dir() and str(made.parent) == scratch._scratch["dir"]  # the build's own
-    scratch.on_post_build(None)
+    try:
+        kernel = subprocess.run(  # a notebook's kernel: a process started by the build
+            [sys.executable, "-c", "import tempfile; print(tempfile.mkdtemp(prefix='hepdl-'))"],
+            capture_output=True, text=True, check=True)
+        made = Path(kernel.stdout.strip())
+        assert made.is_dir() and str(made.parent) == scratch._scratch["dir"]  # the build's own
+    finally:
+        scratch.on_post_build(None)
     assert not made.exists() and not made.parent.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["hepdl-eid-reader"]
     assert os.environ["TMPDIR"] == str(tmp_path)
