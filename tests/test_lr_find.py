@@ -71,6 +71,7 @@ def test_lr_auto_trains_at_the_suggestion_and_a_resume_keeps_it(tmp_path, monkey
     from hepdl.training import lr_find
 
     config = config_from_dict(small_config(tmp_path, train={"lr": "auto", "epochs": 2},
+                                           model={"dropout": 0.2},  # draws from the random state
                                            data={"source": {"kind": "digits"},
                                                  "shuffle": shuffle}))
 
@@ -79,7 +80,7 @@ def test_lr_auto_trains_at_the_suggestion_and_a_resume_keeps_it(tmp_path, monkey
 
     with monkeypatch.context() as patch:  # the sweep takes training's loader and fitted network
         if shuffle:
-            patch.setattr(lr_find, "load_splits", read_again)
+            patch.setattr(lr_find, "load_split", read_again)
         run = fit(config)
     meta = json.loads((run / "meta.json").read_text())
     expected = range_test(config).suggestion

@@ -372,6 +372,20 @@ def test_a_run_stores_the_files_its_glob_matched_so_a_later_file_leaves_the_spli
     assert api.evaluate(run.path)["accuracy"] == run.metrics["accuracy"]
     # init_from names one run's weights, never a glob's matches
     from hepdl.config import with_absolute_paths
+    from hepdl.data.readers import expand_paths
+
+    # a [ in the working directory is a name, not a pattern, whatever the readers make of it
+    odd = tmp_path / "proj[1]"
+    (odd / "data").mkdir(parents=True)
+    np.savez(odd / "data" / "x.npz", features=features, label=labels)
+    (tmp_path / "proj1" / "data").mkdir(parents=True)  # what [1] would match as a pattern
+    np.savez(tmp_path / "proj1" / "data" / "x.npz", features=features, label=labels)
+    relative = config.model_copy(update={"data": config.data.model_copy(update={
+        "source": config.data.source.model_copy(update={"path": "data/x.npz"})})})
+    for spec in ("data/x.npz", "data/x*.npz"):
+        relative.data.source.path = spec
+        pinned = with_absolute_paths(relative, base=odd).data.source.path
+        assert expand_paths(pinned) == [odd / "data" / "x.npz"]
 
     weights = config.model_copy(update={"train": config.train.model_copy(
         update={"init_from": str(folder / "b_*.npz")})})

@@ -902,12 +902,15 @@ def with_absolute_paths(config: Config, base: str | Path | None = None) -> Confi
                                                          else entry)]
         if "://" in spec:  # a URL names its place already
             return spec
-        path = Path(spec).expanduser()  # ~/data: the home directory, as the readers take it
-        path = str(path if path.is_absolute() else base / path)
-        if not (files and glob.has_magic(path)):
-            return path
-        # the readers' order (each glob's matches sorted); escaped, as the readers glob again
-        return [glob.escape(match) for match in sorted(glob.glob(path))] or path
+        given = Path(spec).expanduser()  # ~/data: the home directory, as the readers take it
+        if not files:
+            return str(given if given.is_absolute() else base / given)
+        # the readers glob what they are given: the directory taken from `base` is escaped
+        # (a [ in it is a name), and each glob's matches are listed sorted, as they read them
+        pattern = str(given if given.is_absolute() else Path(glob.escape(str(base))) / given)
+        if not glob.has_magic(str(given)):
+            return pattern
+        return [glob.escape(match) for match in sorted(glob.glob(pattern))] or pattern
 
     source = config.data.source
     for field in ("path", "files"):  # a file source's path, an LCD source's files

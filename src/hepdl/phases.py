@@ -121,17 +121,22 @@ def relabelled(data_file: Path, boundary: float) -> Path:
     the original and whose ``label`` is its own (made once, written atomically)."""
     import h5py
 
-    path = data_file.with_name(f"{data_file.stem}_below{boundary:g}.h5")
+    path = data_file.with_name(f"{data_file.stem}_below{boundary!r}.h5")
+    made_from = data_file.stat().st_mtime_ns  # a file remade since: relabel again
     if path.is_file():
-        return path
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("boundary") == boundary and f.attrs.get("made_from") == made_from:
+                return path
     with h5py.File(data_file, "r") as original:
         temperature = original["temperature"][:]
+        keys = [key for key in original if key != "label"]
     partial = path.with_name(path.name + ".partial")
     with h5py.File(partial, "w") as f:
-        for key in ("spins", "temperature"):
+        for key in keys:  # spins, temperature and anything else the config may read
             f[key] = h5py.ExternalLink(str(data_file.resolve()), key)
         f["label"] = (temperature < boundary).astype(np.int8)
         f.attrs["boundary"] = boundary
+        f.attrs["made_from"] = made_from
     partial.replace(path)
     return path
 

@@ -133,7 +133,8 @@ class Mirroring:
 
         ``part``: a data-parallel rank's events are ``offset, total``: they begin at ``offset``
         of the whole batch of ``total`` events, and take their slice of its masks, so the
-        ranks together mirror the events one process would.
+        ranks' masks together are the masks one process draws for that batch (in memory and
+        unshuffled, the same events too).
         """
         n_events = len(next(iter(inputs.values())))
         offset, total = part if part is not None else (0, n_events)

@@ -385,7 +385,8 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
     # sweeps training's own batches when they are one process's, shuffled
     lr = ranks.broadcast(_learning_rate(
         config, run, console, network if checkpoint is None else None,
-        train_loader if config.data.shuffle and not ranks.distributed else None,
+        train_loader if checkpoint is None and config.data.shuffle and not ranks.distributed
+        else None,
         objective) if main else None)
     optimizer = build_optimizer(train_cfg.optimizer, trainable, lr)
     schedule = build_schedule(train_cfg.schedule, optimizer, train_cfg.epochs)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from hepdl.config import Config
-from hepdl.data.dataset import load_splits
+from hepdl.data.dataset import load_split
 from hepdl.data.loader import InMemoryLoader
 from hepdl.errors import ConfigError
 from hepdl.models import Network, network_spec
@@ -58,10 +58,9 @@ def range_test(config: Config, *, network: Network | None = None, start: float =
     """Read the training split, shuffled, and :func:`sweep` ``network`` over it (``hepdl
     lr-find``; None: the config's network, built and its preprocessing fitted here)."""
     _check_sweep(start, end, steps)  # before the data is read
-    torch.manual_seed(config.seed)
     label_dtype = torch.float32 if config.task == "regression" else torch.long
     if config.data.in_memory:
-        train = load_splits(config.data, config.task, config.seed)["train"]
+        train = load_split(config.data, config.task, config.seed, "train")  # this split only
         loader = InMemoryLoader(train, batch_size=config.train.batch_size, shuffle=True,
                                 seed=config.seed, label_dtype=label_dtype)
     else:  # streamed as training streams it: the sweep reads only the batches it takes
@@ -71,7 +70,8 @@ def range_test(config: Config, *, network: Network | None = None, start: float =
         loader = StreamingLoader(train, batch_size=config.train.batch_size, shuffle=True,
                                  seed=config.seed, label_dtype=label_dtype,
                                  buffer_bytes=config.data.shuffle_buffer_mb * 2**20)
-    if network is None:
+    if network is None:  # as training builds it; a given one's random state goes on as it is
+        torch.manual_seed(config.seed)
         network = Network(network_spec(config, train.input_shapes, train.class_names,
                                        getattr(train, "hits_inputs", [])))
         if config.data.in_memory:
