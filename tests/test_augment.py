@@ -169,3 +169,23 @@ def test_a_flip_of_an_input_without_image_axes_is_a_config_error(tmp_path, cli):
     volume = Mirroring.from_config(AugmentConfig(flip_eta=True, eta_axis=-3, phi_axis=-2),
                                    {"ecal": (25, 25, 25), "energy": ()}, 1)
     assert volume.inputs == ("ecal",) and volume.axes == {"flip_eta": -3}
+
+
+def test_the_learning_rate_range_test_mirrors_as_training_does(tmp_path, monkeypatch):
+    from hepdl.training.lr_find import range_test
+
+    calls = []
+    mirror = Mirroring.__call__
+
+    def spy(self, inputs, epoch, batch, part=None):
+        calls.append((epoch, batch))
+        return mirror(self, inputs, epoch, batch, part)
+
+    monkeypatch.setattr(Mirroring, "__call__", spy)
+    mirrored = range_test(config_from_dict(image_config(
+        tmp_path, augment={"flip_eta": True, "flip_phi": True})), steps=12)
+    # 192 training events in batches of 32: 6 batches an epoch, the masks of training's own
+    assert calls == [(e, b) for e in range(2) for b in range(6)]
+    calls.clear()
+    plain = range_test(config_from_dict(image_config(tmp_path, augment={})), steps=12)
+    assert not calls and plain.losses != mirrored.losses

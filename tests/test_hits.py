@@ -228,6 +228,21 @@ def test_training_from_hits_matches_dense_training(lcd_files, tmp_path):
     np.testing.assert_allclose(scores["hits"], scores["dense"], atol=1e-3)
 
 
+def test_a_split_stored_as_hits_reads_every_split_whole(lcd_files, tmp_path):
+    from hepdl.data.streaming import streamable
+
+    dense, hits = lcd_files
+    config = lcd_config(dense, tmp_path)
+    for stored in ("train", "test"):  # the dense files stream only if no split is hits
+        files = {"train": str(dense), "val": str(dense), "test": str(dense), stored: str(hits)}
+        data = config.data.model_copy(update={"split": config.data.split.model_copy(
+            update={"files": files})})
+        assert not streamable(data)
+        splits = load_splits(data, "classification", 3)
+        assert isinstance(splits[stored].inputs["ecal"], Hits)
+        assert not isinstance(splits["val"].inputs["ecal"], Hits)
+
+
 def test_hits_that_cannot_be_used_fail_clearly(lcd_files, tmp_path):
     from hepdl.training import fit
 

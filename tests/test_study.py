@@ -84,8 +84,21 @@ def test_a_changed_grid_does_not_reuse_old_trials(tmp_path, calo_file):
     from hepdl.errors import HepdlError
 
     run_study(study_config(tmp_path, calo_file, {"model.width": [8]}, epochs=1))
-    with pytest.raises(HepdlError, match="trial_000 was trained with a different config"):
+    with pytest.raises(HepdlError, match="trial_000 was trained with a different config "
+                                         r"\(model.width: 8 -> 64\)"):
         run_study(study_config(tmp_path, calo_file, {"model.width": [64]}, epochs=1))
+
+
+def test_config_differences_name_each_changed_field():
+    from hepdl.study import config_differences
+
+    saved = {"data": {"source": {"path": ["a.h5"]}}, "train": {"lr": 0.1, "epochs": 3}}
+    now = {"data": {"source": {"path": ["a.h5", "b.h5"]}}, "train": {"lr": 0.1, "epochs": 4}}
+    assert config_differences(saved, now) == ("data.source.path: ['a.h5'] -> ['a.h5', 'b.h5']; "
+                                              "train.epochs: 3 -> 4")
+    many = {"x": dict.fromkeys("abcde", 1)}
+    assert config_differences(many, {"x": dict.fromkeys("abcde", 2)}, limit=2).endswith(
+        "x.b: 1 -> 2; and 3 more")
 
 
 def test_an_interrupted_study_stops_and_resumes_its_trial(tmp_path, calo_file, cli):

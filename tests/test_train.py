@@ -392,6 +392,29 @@ def test_a_run_stores_the_files_its_glob_matched_so_a_later_file_leaves_the_spli
     assert with_absolute_paths(weights).train.init_from == str(folder / "b_*.npz")
 
 
+def test_training_reads_the_files_the_run_stores_not_its_glob_again(tmp_path, blob_arrays,
+                                                                   monkeypatch):
+    from hepdl import api
+    from hepdl.training import loop
+
+    features, labels, _ = blob_arrays
+    folder = tmp_path / "blobs"
+    folder.mkdir()
+    for name in ("b_1.npz", "b_2.npz"):
+        np.savez(folder / name, features=features, label=labels)
+    read = []
+    load_splits = loop.load_splits
+    monkeypatch.setattr(loop, "load_splits", lambda data, *args: (
+        read.append(data.source.path), load_splits(data, *args))[1])
+    config = config_from_dict(small_config(
+        tmp_path, data={"source": {"kind": "npz", "path": str(folder / "b_*.npz"),
+                                   "inputs": {"x": "features"}, "label": "label"}},
+        preprocess={"x": ["standardize"]}, train={"epochs": 1}))
+    run = api.train(config, console=None)
+    assert read == [[str(folder / "b_1.npz"), str(folder / "b_2.npz")]]
+    assert run.config.data.source.path == read[0]
+
+
 def test_a_run_stores_absolute_data_paths_and_is_read_from_anywhere(tmp_path, npz_file,
                                                                     monkeypatch):
     from hepdl import api

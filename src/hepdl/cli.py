@@ -344,10 +344,14 @@ def study_ising(
     per_temperature: Annotated[int, typer.Option(min=1, help="Configurations per T.")] = 1000,
     workers: Annotated[int, typer.Option(min=1, help="Processes making the data.")] = 1,
     training: Annotated[str, typer.Option(
-        help="extremes: T <= 1.75 and >= 2.75 (Mehta); all: every T, labels T < T_c (C&M).")
+        help="extremes: T <= 1.75 and >= 2.75 (Mehta); all: every T, labels T < T_c (C&M); "
+             "confusion: every T, labels T < b for each trial b (van Nieuwenburg et al.).")
     ] = "extremes",
     boundary: Annotated[float | None, typer.Option(
         help="With --training all: labels T < this instead of Onsager's T_c.")] = None,
+    boundaries: Annotated[str, typer.Option(
+        help="With --training confusion: LOW:HIGH, the range of the trial boundaries b.")
+    ] = "1.8:2.7",
     set_: Annotated[list[str], typer.Option("--set", help="Override a field of the config.")] = [],  # noqa: B006
 ):
     """Critical-set accuracy and T_c where P(ordered) = 1/2, per lattice size, extrapolated to
@@ -361,9 +365,24 @@ def study_ising(
     except ValueError:
         raise ConfigError("--sizes", f"expected sizes like 10,20,40, got {sizes!r}") from None
     console = _console()
-    run_phase_study(load_config(config, set_), sizes=lattice, data_dir=data_dir, out=out,
-                    per_temperature=per_temperature, workers=workers, training=training,
-                    boundary=boundary, console=console)
+    if training == "confusion":
+        from hepdl.confusion import run_confusion_study
+
+        try:
+            low, high = (float(x) for x in boundaries.split(":"))
+        except ValueError:
+            raise ConfigError("--boundaries", f"expected LOW:HIGH like 2.0:2.55, got "
+                                              f"{boundaries!r}") from None
+        if boundary is not None:
+            raise ConfigError("--boundary", "is for --training all; confusion tries each "
+                                            "boundary in --boundaries")
+        run_confusion_study(load_config(config, set_), sizes=lattice, data_dir=data_dir,
+                            out=out, low=low, high=high, per_temperature=per_temperature,
+                            workers=workers, console=console)
+    else:
+        run_phase_study(load_config(config, set_), sizes=lattice, data_dir=data_dir, out=out,
+                        per_temperature=per_temperature, workers=workers, training=training,
+                        boundary=boundary, console=console)
     console.print((out / "table.md").read_text())
     console.print(f"study directory: {out}")
 

@@ -93,6 +93,13 @@ def finite_size_fit(sizes: Sequence[int], crossings: Sequence[float]) -> dict[st
             "relative_deviation": float(intercept / CRITICAL_TEMPERATURE - 1.0)}
 
 
+def describe_fit(fit: dict[str, float]) -> str:
+    """One line of :func:`finite_size_fit`'s result, for a study's table."""
+    return (f"T_c(L) = T_c + a/L: T_c = {fit['tc_infinite']:.4f} "
+            f"± {fit['tc_infinite_error']:.4f} (Onsager {fit['onsager']:.5f}, "
+            f"{fit['relative_deviation']:+.2%}); a = {fit['slope']:.3f}")
+
+
 def phase_curve(run_path: Path, data_file: Path, size: int) -> PhaseCurve:
     """Score every configuration of ``data_file`` with a trained run (no temperature selection)."""
     from hepdl.data import load_dataset
@@ -141,6 +148,39 @@ def relabelled(data_file: Path, boundary: float) -> Path:
     return path
 
 
+def lattice_data(data_dir: Path, size: int, *, per_temperature: int = 1000, workers: int = 1,
+                 console=None) -> Path:
+    """``data_dir/ising_L<size>.h5``, made on the study grid (:data:`STUDY_TEMPERATURES`) if
+    it is not there."""
+    from hepdl.generate.ising import make_ising
+
+    data_file = Path(data_dir) / f"ising_L{size}.h5"
+    if not data_file.is_file():
+        if console is not None:
+            console.print(f"making {data_file} ({per_temperature} per temperature)")
+        make_ising(data_file, size=size, temperatures=STUDY_TEMPERATURES,
+                   per_temperature=per_temperature, workers=workers)
+    return data_file
+
+
+def train_on(config: Config, data_file: Path, select: dict, run: Path, name: str,
+             console=None) -> None:
+    """Train ``config`` on ``data_file`` (events chosen by ``select``) into ``run``; a rerun
+    takes the finished run as it is, resumes a killed one, and stops if ``run`` holds a
+    different config (another protocol or network)."""
+    from hepdl.study import Trial, train_or_resume
+
+    if not hasattr(config.data.source, "path"):
+        raise ConfigError("data.source", "the Ising study needs a file source (kind: hdf5)")
+    source = config.data.source.model_copy(update={"path": str(data_file), "select": select})
+    trial = config.model_copy(update={
+        "name": f"{config.name}-{name}", "data": config.data.model_copy(update={"source": source})})
+    done = Trial(0, {}, run)
+    train_or_resume(done, trial, console)
+    if done.status != "completed":
+        raise HepdlError(f"training {name} failed: {done.finding}")
+
+
 def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out: Path,
                     per_temperature: int = 1000, workers: int = 1, training: str = "extremes",
                     boundary: float | None = None, console=None) -> dict:
@@ -153,40 +193,23 @@ def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out
     T < ``boundary`` (to measure how far the crossing follows the labels rather than the
     physics). The critical-set accuracy is always against Onsager's T_c."""
     if training not in ("extremes", "all"):
-        raise ConfigError("--training", f"expected 'extremes' or 'all', got {training!r}")
+        raise ConfigError("--training", f"expected 'extremes' or 'all', got {training!r} "
+                                        "(confusion: hepdl.confusion.run_confusion_study)")
     if boundary is not None and training != "all":
         raise ConfigError("--boundary", "relabels the training configurations at T < boundary: "
                                         "it needs --training all")
-    from hepdl.generate.ising import make_ising
-    from hepdl.study import Trial, train_or_resume
-
     if not hasattr(config.data.source, "path"):
         raise ConfigError("data.source", "the Ising study needs a file source (kind: hdf5)")
-    out, data_dir = Path(out), Path(data_dir)
+    out = Path(out)
     curves = []
     for size in sizes:
-        data_file = data_dir / f"ising_L{size}.h5"
-        if not data_file.is_file():
-            if console is not None:
-                console.print(f"making {data_file} ({per_temperature} per temperature)")
-            make_ising(data_file, size=size, temperatures=STUDY_TEMPERATURES,
-                       per_temperature=per_temperature, workers=workers)
+        data_file = lattice_data(data_dir, size, per_temperature=per_temperature,
+                                 workers=workers, console=console)
         select = {} if training == "all" else (
             config.data.source.select or {"temperature": TRAINING_RANGES})
         trained_on = data_file if boundary is None else relabelled(data_file, boundary)
-        source = config.data.source.model_copy(update={"path": str(trained_on),
-                                                       "select": select})
-        trial = config.model_copy(update={
-            "name": f"{config.name}-L{size}",
-            "data": config.data.model_copy(update={"source": source})})
-        run = out / f"L{size}"
-        # a rerun takes the finished run as it is, resumes a killed one, and stops if the run
-        # directory holds a different config (another protocol or network)
-        done = Trial(len(curves), {"size": size}, run)
-        train_or_resume(done, trial, console)
-        if done.status != "completed":
-            raise HepdlError(f"training for L = {size} failed: {done.finding}")
-        curves.append(phase_curve(run, data_file, size))
+        train_on(config, trained_on, select, out / f"L{size}", f"L{size}", console)
+        curves.append(phase_curve(out / f"L{size}", data_file, size))
         if console is not None:
             last = curves[-1]
             console.print(f"L = {size}: critical-set accuracy {last.critical_accuracy:.1%}, "
@@ -215,13 +238,14 @@ def write_phase_study(result: dict, out: Path) -> None:
         lines.append(f"\nTrained on every temperature labelled T < {boundary:g}, not T < T_c.")
     fit = result["finite_size_fit"]
     if fit is not None:
-        lines.append(f"\nT_c(L) = T_c + a/L: T_c = {fit['tc_infinite']:.4f} "
-                     f"± {fit['tc_infinite_error']:.4f} (Onsager {fit['onsager']:.5f}, "
-                     f"{fit['relative_deviation']:+.2%}); a = {fit['slope']:.3f}")
+        lines.append("\n" + describe_fit(fit))
     atomic_write(out / "table.md", "\n".join(lines) + "\n")
     save_figure(plot_ordered_probability(result["curves"]), out / "ordered_probability.png")
     if fit is not None:
-        save_figure(plot_finite_size(result["curves"], fit), out / "finite_size_scaling.png")
+        crossed = [c for c in result["curves"] if c["crossing"] is not None]
+        save_figure(plot_finite_size([c["size"] for c in crossed],
+                                     [c["crossing"] for c in crossed], fit),
+                    out / "finite_size_scaling.png")
 
 
 def plot_ordered_probability(curves: list[dict]):
@@ -244,16 +268,16 @@ def plot_ordered_probability(curves: list[dict]):
     return fig
 
 
-def plot_finite_size(curves: list[dict], fit: dict):
+def plot_finite_size(sizes: Sequence[int], values: Sequence[float], fit: dict,
+                     label: str = "network, $P$(ordered) = 1/2"):
     """T_c(L) against 1/L with the straight-line fit extrapolated to 1/L = 0."""
     from hepdl.evaluation.plots import _figure, _style
 
-    crossed = [c for c in curves if c["crossing"] is not None]
-    x = np.array([1.0 / c["size"] for c in crossed])
+    x = 1.0 / np.asarray(sizes, float)
     with _style():
         fig, axes = _figure()
         ax = axes[0, 0]
-        ax.plot(x, [c["crossing"] for c in crossed], "o", label="network, $P$(ordered) = 1/2")
+        ax.plot(x, values, "o", label=label)
         line = np.linspace(0, x.max() * 1.05, 50)
         ax.plot(line, fit["tc_infinite"] + fit["slope"] * line, "-",
                 label=f"fit: $T_c$ = {fit['tc_infinite']:.3f} + {fit['slope']:.2f}/L")

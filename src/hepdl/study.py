@@ -118,6 +118,23 @@ def diagnose(run: Path, n_events: int = 2048) -> str:
     return "; ".join(found) or "no saturated or dead units found"
 
 
+def config_differences(saved: dict, now: dict, limit: int = 3) -> str:
+    """The fields where two dumped configs differ, as ``field: was -> now``, the first
+    ``limit`` of them (a data glob that matches other files now shows as its file list)."""
+    def flat(tree, prefix=""):
+        if isinstance(tree, dict):
+            return {k: v for key, sub in tree.items()
+                    for k, v in flat(sub, f"{prefix}{key}.").items()}
+        return {prefix.rstrip("."): tree}
+
+    before, after = flat(saved), flat(now)
+    changed = [key for key in sorted(before.keys() | after.keys())
+               if before.get(key) != after.get(key)]
+    shown = [f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in changed[:limit]]
+    more = len(changed) - limit
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
 def train_or_resume(trial: Trial, config: Config, console) -> None:
     """Train a trial, or take what its run directory already holds when the study is run again:
     a completed trial as it is, an interrupted (or killed) one resumed, a failed one as failed.
@@ -134,9 +151,11 @@ def train_or_resume(trial: Trial, config: Config, console) -> None:
     status = None
     if (run / "config.yaml").is_file():
         saved = with_absolute_paths(Run.load(run).config).model_dump(mode="json")
-        if saved != with_absolute_paths(config).model_dump(mode="json"):  # paths as runs store
-            raise HepdlError(f"{run} was trained with a different config; remove it or give the "
-                             "study another name")
+        now = with_absolute_paths(config).model_dump(mode="json")  # paths as runs store them
+        if saved != now:
+            raise HepdlError(f"{run} was trained with a different config "
+                             f"({config_differences(saved, now)}); remove it or give the study "
+                             "another name")
         status = read_meta(run).get("status")
     try:
         if status == "completed" and (run / "metrics.json").is_file():

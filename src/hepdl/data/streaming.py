@@ -305,13 +305,13 @@ def _lcd_events(data: DataConfig, task: str, path: PathSpec | None) -> EventFile
 def streamable(data: DataConfig) -> bool:
     """Whether these events can be read chunk by chunk: an ``hdf5`` or ``lcd`` source without a
     selection, dropped events or scalar inputs (:meth:`~hepdl.config.DataConfig.not_streamable`),
-    and no input stored as hits (those are read whole)."""
+    and no input stored as hits in any split's files (those are read whole)."""
     if data.not_streamable() is not None:
         return False
     if data.source.kind != "lcd":
         return True
-    files = data.split.files["train"] if data.split.files is not None else None
-    return not scan_lcd(data.source, files).hits_inputs
+    groups = list(data.split.files.values()) if data.split.files is not None else [None]
+    return not any(scan_lcd(data.source, files).hits_inputs for files in groups)
 
 
 def event_files(data: DataConfig, task: str = "classification",

@@ -30,7 +30,8 @@ from hepdl.errors import ConfigError
 from hepdl.models import Network, network_spec
 from hepdl.preprocess.base import fit_streaming
 from hepdl.runs import atomic_write
-from hepdl.training.device import to_device
+from hepdl.training.augment import Mirroring
+from hepdl.training.device import autocast, grad_scaler, to_device
 from hepdl.training.losses import Objective, objective_for
 from hepdl.training.optim import build_optimizer
 
@@ -96,12 +97,18 @@ def sweep(network: Network, loader, objective: Objective, config: Config, *,
     """Train a copy of ``network`` (preprocessing fitted; the weights to start from) on
     ``loader``'s batches, epoch after epoch, while the rate grows from ``start`` to ``end`` over
     ``steps`` batches. ``hepdl train`` with ``lr: auto`` passes its own network and loader, so
-    the data is neither read nor fitted a second time; on the network's device."""
+    the data is neither read nor fitted a second time; on the network's device, in training's
+    precision (``train.precision``) and with its mirroring (``train.augment``)."""
     _check_sweep(start, end, steps)
     network = copy.deepcopy(network)
     network.train()
     device = next(network.parameters()).device
-    if objective.class_weights is not None:
+    precision = config.train.precision
+    scaler = grad_scaler(device, precision)  # fp16 only; a pass-through otherwise
+    shapes = {name: tuple(shape) for name, shape in network.spec["input_shapes"].items()}
+    mirroring = Mirroring.from_config(config.train.augment, shapes, config.seed)
+    if objective.class_weights is not None:  # a copy: the caller's objective stays as it is
+        objective = copy.copy(objective)
         objective.class_weights = objective.class_weights.to(device)
     optimizer = build_optimizer(config.train.optimizer,
                                 [p for p in network.parameters() if p.requires_grad], start)
@@ -111,23 +118,29 @@ def sweep(network: Network, loader, objective: Objective, config: Config, *,
     def batches():
         epoch = 0
         while True:
-            yield from loader.batches(epoch)
+            for batch, (inputs, labels) in enumerate(loader.batches(epoch)):
+                if mirroring is not None:  # as training mirrors its batches
+                    inputs = mirroring(inputs, epoch, batch)
+                yield inputs, labels
             epoch += 1
 
-    for step, ((inputs, labels), lr) in enumerate(zip(batches(), rates, strict=False)):
+    # the rates first: zip stops at the last rate without drawing (and mirroring) another batch
+    for step, (lr, (inputs, labels)) in enumerate(zip(rates, batches(), strict=False)):
         for group in optimizer.param_groups:
             group["lr"] = float(lr)
         inputs, labels = to_device(inputs, device), labels.to(device)
         if config.train.gradient_penalty:
             inputs = {k: v.detach().requires_grad_() for k, v in inputs.items()}
-        loss, data_loss = objective(network, network(inputs), labels, inputs)
+        with autocast(device, precision):
+            loss, data_loss = objective(network, network(inputs), labels, inputs)
         value = float(data_loss.item())
         if not (math.isfinite(value) and torch.isfinite(loss)):
             explodes_at = float(lr)
             break
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         average = (1 - smoothing) * average + smoothing * value
         smoothed = average / (1 - (1 - smoothing) ** (step + 1))
         lrs.append(float(lr))

@@ -1,0 +1,178 @@
+"""Learning by confusion: the Ising transition found without being told where it is
+(van Nieuwenburg, Liu & Huber, Nature Physics 13, 435 (2017), arXiv:1610.02048).
+
+Label every configuration ordered when T < b, for a trial boundary b, train a network on every
+temperature, and measure its accuracy on held-out configurations. Where b falls inside one
+phase the network has to tell apart temperatures that look alike, and its accuracy drops; where
+b falls at the transition the labels follow the physics and the accuracy peaks. The peak over
+the trial boundaries is T_c(L), a pseudo-critical temperature that moves as T_c + a/L (nu = 1),
+so the finite-size fit of :mod:`hepdl.phases` extrapolates it. No label, selection or grid
+point carries Onsager's T_c.
+
+``hepdl study ising CONFIG --training confusion --sizes 10,20,40,60 --boundaries 2.0:2.55``
+trains one network per size and trial boundary and writes ``confusion.json``, ``table.md``,
+``confusion.png`` and ``finite_size_scaling.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hepdl.config import Config
+from hepdl.errors import ConfigError, DataError
+from hepdl.generate.ising import CRITICAL_TEMPERATURE
+from hepdl.phases import (
+    describe_fit,
+    finite_size_fit,
+    lattice_data,
+    plot_finite_size,
+    relabelled,
+    train_on,
+)
+from hepdl.runs import atomic_write
+
+
+def trial_boundaries(temperatures: Sequence[float], low: float, high: float) -> list[float]:
+    """Midpoints between neighbouring grid temperatures, those in [``low``, ``high``]: a
+    boundary moved within one gap changes no label, so these are the only distinct trials.
+    The grid must be evenly spaced there: temperatures further apart are told apart more
+    easily, so a wider gap would raise the accuracy whatever the phases."""
+    grid = np.unique(np.round(np.asarray(temperatures, float), 4))
+    middle = np.round((grid[:-1] + grid[1:]) / 2, 4)
+    inside = (middle >= low) & (middle <= high)
+    if inside.sum() < 3:
+        raise ConfigError("--boundaries", f"[{low}, {high}] holds {inside.sum()} midpoints of the "
+                                          f"temperature grid; the peak needs at least 3")
+    gaps = np.diff(grid)[inside]
+    if gaps.max() > 1.01 * gaps.min():  # a wider gap is easier to split: a peak for that alone
+        raise ConfigError("--boundaries", f"the temperature grid's spacing changes within "
+                                          f"[{low}, {high}] ({gaps.min():g} to {gaps.max():g}); "
+                                          "give a range of evenly spaced temperatures")
+    return middle[inside].tolist()
+
+
+def confusion_peak(boundaries: Sequence[float], accuracy: Sequence[float],
+                   half_width: int = 2) -> float | None:
+    """The trial boundary of highest accuracy, refined by the vertex of a least-squares
+    parabola through it and up to ``half_width`` neighbours on each side; None when the
+    highest accuracy is at either end of the range (the peak may lie outside: widen it)."""
+    b, acc = np.asarray(boundaries, float), np.asarray(accuracy, float)
+    best = int(np.argmax(acc))
+    if best in (0, len(b) - 1):
+        return None
+    near = slice(max(best - half_width, 0), min(best + half_width + 1, len(b)))
+    curvature, slope, _ = np.polyfit(b[near], acc[near], 2)
+    if curvature >= 0:  # no maximum in the points around the best: take the best itself
+        return float(b[best])
+    return float(np.clip(-slope / (2 * curvature), b[near][0], b[near][-1]))
+
+
+def peak_resolved(accuracy: Sequence[float], n_test: int, sigmas: float = 2.0) -> bool:
+    """Whether the best accuracy stands above those at both ends of the range by more than
+    ``sigmas`` binomial standard errors of a difference of two accuracies measured on
+    ``n_test`` events each, sqrt(2 p (1 - p) / n): a flat curve's highest point is noise."""
+    acc = np.asarray(accuracy, float)
+    best = acc.max()
+    error = np.sqrt(2 * best * (1 - best) / n_test)
+    return bool(best - max(acc[0], acc[-1]) > sigmas * error)
+
+
+def held_out_accuracy(run: Path) -> tuple[float, int]:
+    """The run's accuracy on its test split (``metrics.json``), against its own labels, and
+    the number of test events."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    return float(metrics["accuracy"]), int(metrics["n_events"])
+
+
+def run_confusion_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out: Path,
+                        low: float = 1.8, high: float = 2.7, per_temperature: int = 1000,
+                        workers: int = 1, console=None) -> dict:
+    """For each lattice size and each trial boundary b in [``low``, ``high``]: train on every
+    temperature labelled T < b and take the test accuracy; the peak over b is T_c(L); then the
+    finite-size fit over the sizes whose peak is resolved (:func:`peak_resolved`). Returns
+    (and writes to ``out/confusion.json``) every number. The config's selection of
+    temperatures (examples/ising.yaml's extremes) is set aside: every temperature is trained
+    on."""
+    import h5py
+
+    out = Path(out)
+    sizes_done = []
+    for size in sizes:
+        data_file = lattice_data(data_dir, size, per_temperature=per_temperature,
+                                 workers=workers, console=console)
+        with h5py.File(data_file, "r") as f:
+            if "temperature" not in f:
+                raise DataError(str(data_file), "has no 'temperature' dataset")
+            grid = np.unique(f["temperature"][:])
+        boundaries = trial_boundaries(grid, low, high)
+        accuracy = []
+        for b in boundaries:
+            run = out / f"L{size}" / f"below{b:.4f}"
+            train_on(config, relabelled(data_file, b), {}, run, f"L{size}-below{b:.4f}",
+                     console)
+            value, n_test = held_out_accuracy(run)
+            accuracy.append(value)
+            if console is not None:
+                console.print(f"L = {size}, labels T < {b:.4f}: test accuracy {value:.2%}")
+        peak = confusion_peak(boundaries, accuracy)
+        resolved = peak is not None and peak_resolved(accuracy, n_test)
+        sizes_done.append({"size": size, "boundaries": boundaries, "accuracy": accuracy,
+                           "n_test": n_test, "peak": peak, "resolved": resolved})
+        if console is not None:
+            console.print(f"L = {size}: accuracy peaks at T = {peak}"
+                          + ("" if resolved else " (not resolved: within the errors)"))
+    found = [s for s in sizes_done if s["resolved"]]
+    fit = finite_size_fit([s["size"] for s in found], [s["peak"] for s in found]) \
+        if len(found) >= 2 else None
+    result = {"method": "confusion (van Nieuwenburg, Liu & Huber 2017)", "range": [low, high],
+              "sizes": sizes_done, "finite_size_fit": fit}
+    write_confusion_study(result, out)
+    return result
+
+
+def write_confusion_study(result: dict, out: Path) -> None:
+    from hepdl.evaluation.plots import save_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "confusion.json", json.dumps(result, indent=2) + "\n")
+    lines = ["| L | trial boundaries | best test accuracy | T_c(L): peak of the accuracy |",
+             "|---|---|---|---|"]
+    for s in result["sizes"]:
+        peak = f"{s['peak']:.4f}" if s["peak"] is not None else "at the range's end: widen it"
+        if s["peak"] is not None and not s["resolved"]:
+            peak += " (not resolved: the curve is flat within its errors; not fitted)"
+        lines.append(f"| {s['size']} | {len(s['boundaries'])} from {s['boundaries'][0]:g} to "
+                     f"{s['boundaries'][-1]:g} | {max(s['accuracy']):.2%} | {peak} |")
+    fit = result["finite_size_fit"]
+    if fit is not None:
+        lines.append("\n" + describe_fit(fit))
+    atomic_write(out / "table.md", "\n".join(lines) + "\n")
+    save_figure(plot_confusion(result["sizes"]), out / "confusion.png")
+    if fit is not None:
+        found = [s for s in result["sizes"] if s["resolved"]]
+        save_figure(plot_finite_size([s["size"] for s in found], [s["peak"] for s in found],
+                                     fit, label="network, peak of the confusion accuracy"),
+                    out / "finite_size_scaling.png")
+
+
+def plot_confusion(sizes: list[dict]):
+    """Test accuracy against the trial boundary, one curve per lattice size, peaks marked."""
+    from hepdl.evaluation.plots import _figure, _style
+
+    with _style():
+        fig, axes = _figure()
+        ax = axes[0, 0]
+        for s in sizes:
+            (line,) = ax.plot(s["boundaries"], s["accuracy"], marker=".",
+                              label=f"L = {s['size']}")
+            if s["resolved"]:
+                ax.axvline(s["peak"], color=line.get_color(), linestyle=":", linewidth=1)
+        ax.axvline(CRITICAL_TEMPERATURE, color="black", linestyle="--", label="Onsager $T_c$")
+        ax.set_xlabel("trial boundary $b$: labels ordered for $T < b$")
+        ax.set_ylabel("test accuracy")
+        ax.legend(fontsize="small")
+    return fig
