@@ -189,3 +189,13 @@ def test_the_learning_rate_range_test_mirrors_as_training_does(tmp_path, monkeyp
     calls.clear()
     plain = range_test(config_from_dict(image_config(tmp_path, augment={})), steps=12)
     assert not calls and plain.losses != mirrored.losses
+
+
+def test_the_range_test_sweeps_in_training_precision(tmp_path):
+    from hepdl.training.lr_find import range_test
+
+    fp32 = range_test(config_from_dict(image_config(tmp_path)), steps=12)
+    bf16 = range_test(config_from_dict(image_config(tmp_path, precision="bf16")), steps=12)
+    assert len(bf16.losses) == len(fp32.losses) == 12
+    assert bf16.losses != fp32.losses  # bfloat16 keeps 8 bits of mantissa: other losses
+    np.testing.assert_allclose(bf16.losses, fp32.losses, rtol=0.05)

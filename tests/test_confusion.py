@@ -1,11 +1,12 @@
 """Learning by confusion: trial boundaries, the peak of the accuracy, the study end to end."""
 
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hepdl.confusion import confusion_peak, peak_resolved, trial_boundaries
-from hepdl.errors import ConfigError
+from hepdl.errors import ConfigError, DataError
 
 from .conftest import one_error_line, write_config
 
@@ -24,34 +25,53 @@ def test_confusion_peak_is_the_vertex_of_the_parabola_through_the_best():
     b = np.arange(2.0, 2.55, 0.05)
     # an exact parabola peaking between grid points: its vertex, to rounding
     assert confusion_peak(b, 0.97 - 3.0 * (b - 2.2913) ** 2) == pytest.approx(2.2913)
-    assert confusion_peak(b, 0.97 - 3.0 * (b - 2.2913) ** 2, half_width=1) == pytest.approx(
+    assert confusion_peak(b, 0.97 - 3.0 * (b - 2.2913) ** 2, half_width=2) == pytest.approx(
         2.2913)
-    # a W: high at the ends of the whole grid is not the range scanned here; a best trial at
-    # either end of the range is no peak
+    # a tent sloping 1:2 with its apex between trials: within 1/3 of a step (0.0167)
+    tent = np.where(b < 2.2913, b - 2.2913, -2 * (b - 2.2913))
+    assert confusion_peak(b, tent) == pytest.approx(2.2913, abs=0.0167)
+    # a best trial at either end of the range is no peak
     assert confusion_peak(b, -b) is None and confusion_peak(b, b) is None
-    # noise that bends the points around the best upward: the best boundary itself
+    # noise that bends the five points around the best upward: the best boundary itself
     bent = np.array([0.93, 0.90, 0.94, 0.91, 0.935, 0.85, 0.85])
-    assert confusion_peak(b[:7], bent) == b[2]
+    assert confusion_peak(b[:7], bent, half_width=2) == b[2]
+    with pytest.raises(DataError, match="not finite"):
+        confusion_peak(b[:3], [0.9, np.nan, 0.9])
 
 
 def test_a_peak_within_the_binomial_errors_is_not_resolved():
-    # 3,200 test events at 95%: a difference of two accuracies has an error of 0.54%
-    assert peak_resolved([0.930, 0.950, 0.937], n_test=3200)  # 1.3% above the higher end
-    assert not peak_resolved([0.935, 0.950, 0.942], n_test=3200)  # 0.8%: below 2 sigma
-    assert peak_resolved([0.935, 0.950, 0.942], n_test=3200, sigmas=1.0)
-    assert not peak_resolved([0.930, 0.950, 0.937], n_test=320)  # ten times fewer events
+    # 3,200 test events at 93%: a difference of two accuracies has an error of 0.63%
+    assert peak_resolved([0.920, 0.950, 0.925], n_test=3200)  # 2.5% above the higher end
+    assert not peak_resolved([0.935, 0.950, 0.940], n_test=3200)  # 1.0%: below 3 sigma
+    assert peak_resolved([0.935, 0.950, 0.940], n_test=3200, sigmas=1.0)
+    assert not peak_resolved([0.920, 0.950, 0.925], n_test=320)  # ten times fewer events
+    # all but right: the error is never taken as zero
+    assert not peak_resolved([0.999, 1.0, 0.9995], n_test=1000)
 
 
-def test_confusion_study_trains_every_temperature_at_each_trial_boundary(tmp_path):
+def two_phases(path, below: float, size: int = 6, per_temperature: int = 150):
+    """Configurations of two phases that change at T = ``below`` and nowhere else: ordered
+    (each spin up with probability 0.9) below, random spins above; within a phase every
+    temperature looks the same. The file layout of ``hepdl data make ising``."""
+    import h5py
+
+    rng = np.random.default_rng(0)
+    temperature = np.repeat(np.round(np.arange(1.95, 2.66, 0.1), 2), per_temperature)
+    ordered = temperature < below
+    up = rng.random((len(temperature), size, size)) < np.where(ordered, 0.9, 0.5)[:, None, None]
+    with h5py.File(path, "w") as f:
+        f["spins"] = np.where(up, 1, -1).astype(np.int8)
+        f["temperature"] = temperature
+        f["label"] = ordered.astype(np.int8)
+
+
+def test_confusion_finds_a_boundary_no_label_tells_it(tmp_path):
     from hepdl.config import config_from_dict
     from hepdl.confusion import run_confusion_study
     from hepdl.data import load_dataset
-    from hepdl.generate.ising import make_ising
     from hepdl.runs import Run
 
-    grid = [0.5, *np.round(np.arange(1.5, 3.3, 0.25), 2), 4.5]
-    make_ising(tmp_path / "ising_L6.h5", size=6, temperatures=grid, per_temperature=100,
-               chains=20, equilibration=30, decorrelation=3)
+    two_phases(tmp_path / "ising_L6.h5", below=2.2)
     config = config_from_dict({
         "name": "ising", "seed": 1, "runs_dir": str(tmp_path / "runs"),
         "data": {"source": {"kind": "hdf5", "path": "unused.h5", "inputs": {"spins": "spins"},
@@ -60,27 +80,72 @@ def test_confusion_study_trains_every_temperature_at_each_trial_boundary(tmp_pat
                             "select": {"temperature": [[None, 1.75], [2.75, None]]}},
                  "split": {"train": 0.6, "val": 0.1, "test": 0.3}},
         "model": {"width": 16, "depth": 1},
-        "train": {"epochs": 5, "batch_size": 32, "threads": 1}, "evaluate": {"plots": False}})
+        "train": {"epochs": 10, "batch_size": 32, "lr": 1e-2, "threads": 1},
+        "evaluate": {"plots": False}})
+    # trials from 2.0 to 2.6: the range's middle (2.3) is not the boundary
     result = run_confusion_study(config, sizes=[6], data_dir=tmp_path, out=tmp_path / "study",
-                                 low=1.6, high=3.2)
+                                 low=1.9, high=2.7)
     (size,) = result["sizes"]
-    assert size["boundaries"] == pytest.approx([1.625, 1.875, 2.125, 2.375, 2.625, 2.875, 3.125])
-    assert size["peak"] == confusion_peak(size["boundaries"], size["accuracy"])
-    assert size["n_test"] == 300
-    assert size["resolved"] == peak_resolved(size["accuracy"], 300)
+    assert size["boundaries"] == pytest.approx(np.arange(2.0, 2.61, 0.1))
+    # labels inside a phase cannot all be learned (7/8 or 3/4 at best); at 2.2 all can
+    assert size["accuracy"][2] > 0.95 > max(size["accuracy"][:2] + size["accuracy"][3:])
+    assert size["peak"] == pytest.approx(2.2, abs=0.02) and size["resolved"]
+    assert size["n_test"] == 0.3 * 8 * 150
     for b, accuracy in zip(size["boundaries"], size["accuracy"], strict=True):
         run = Run.load(tmp_path / "study" / "L6" / f"below{b:.4f}")
         assert run.metrics["accuracy"] == accuracy
         # every temperature (the config's selection set aside), labelled T < b
-        assert run.metrics["n_events"] == pytest.approx(0.3 * len(grid) * 100, abs=1)
         events = load_dataset(run.config.data)
+        assert len(events) == 8 * 150
         np.testing.assert_array_equal(events.labels, events.observers["temperature"] < b)
     assert (tmp_path / "study" / "confusion.png").stat().st_size > 10_000
-    assert "| 6 | 7 from 1.625 to 3.125 |" in (tmp_path / "study" / "table.md").read_text()
+    table = (tmp_path / "study" / "table.md").read_text()
+    assert "| 6 | 7 from 2 to 2.6 |" in table and f"| {size['peak']:.4f} |" in table
     # a rerun takes the trained runs as they are
     again = run_confusion_study(config, sizes=[6], data_dir=tmp_path, out=tmp_path / "study",
-                                low=1.6, high=3.2)
+                                low=1.9, high=2.7)
     assert again["sizes"] == result["sizes"]
+
+
+def test_the_table_fits_resolved_peaks_only(tmp_path):
+    from hepdl.confusion import write_confusion_study
+    from hepdl.phases import finite_size_fit
+
+    def size(L, peak, resolved):
+        return {"size": L, "boundaries": [2.2, 2.25, 2.3], "accuracy": [0.9, 0.95, 0.9],
+                "n_test": 3200, "peak": peak, "resolved": resolved}
+
+    sizes = [size(10, 2.4, False), size(20, 2.31, True), size(40, 2.29, True),
+             size(60, None, False)]
+    fit = finite_size_fit([20, 40], [2.31, 2.29])
+    write_confusion_study({"sizes": sizes, "finite_size_fit": fit}, tmp_path)
+    table = (tmp_path / "table.md").read_text()
+    assert "| 10 | 3 from 2.2 to 2.3 | 95.00% | 2.4000 (not resolved" in table
+    assert "| 60 | 3 from 2.2 to 2.3 | 95.00% | none: the accuracy is highest at an end" in table
+    assert "T_c = 2.2700" in table  # 2.29 - (2.31 - 2.29) / (1/20 - 1/40) / 40
+    assert (tmp_path / "finite_size_scaling.png").is_file()
+
+
+def test_each_ising_method_has_its_own_default_directory(tmp_path, cli, monkeypatch):
+    import hepdl.confusion
+    import hepdl.phases
+
+    used = []
+
+    def fake(config, *, out, **options):
+        used.append(out)
+        out.mkdir(parents=True)
+        (out / "table.md").write_text("table\n")
+
+    monkeypatch.setattr(hepdl.confusion, "run_confusion_study", fake)
+    monkeypatch.setattr(hepdl.phases, "run_phase_study", fake)
+    monkeypatch.chdir(tmp_path)
+    path = write_config(tmp_path / "ising.yaml", {
+        "name": "ising", "data": {"source": {"kind": "hdf5", "path": "x.h5",
+                                             "inputs": {"spins": "spins"}, "label": "label"}}})
+    for training in ("extremes", "confusion"):
+        assert cli("study", "ising", path, "--training", training).exit_code == 0
+    assert used == [Path("runs/ising-phases"), Path("runs/ising-confusion")]
 
 
 def test_cli_names_a_bad_boundary_range(tmp_path, cli):

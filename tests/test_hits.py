@@ -253,6 +253,12 @@ def test_hits_that_cannot_be_used_fail_clearly(lcd_files, tmp_path):
         fit(streamed)
     with pytest.raises(ConfigError, match="augment"):
         fit(lcd_config(hits, tmp_path, augment={"flip_phi": True}))
+    with pytest.raises(ConfigError, match="gradient_penalty"):
+        fit(lcd_config(hits, tmp_path, gradient_penalty=0.1))
+    from hepdl.training.lr_find import range_test
+
+    with pytest.raises(ConfigError, match="train.augment: needs dense inputs; ecal, hcal"):
+        range_test(lcd_config(hits, tmp_path, augment={"flip_phi": True}))
     with pytest.raises(KeyNotFoundError, match="NOPE"):
         convert_to_hits(dense, tmp_path / "x.h5", ["NOPE"])
     with pytest.raises(DataError, match="index"):

@@ -99,6 +99,22 @@ def test_config_differences_name_each_changed_field():
     many = {"x": dict.fromkeys("abcde", 1)}
     assert config_differences(many, {"x": dict.fromkeys("abcde", 2)}, limit=2).endswith(
         "x.b: 1 -> 2; and 3 more")
+    # a glob that matches a 501st file: the lists are cut, the message stays one short line
+    files = [f"/data/run2/file_{i:04d}.h5" for i in range(501)]
+    line = config_differences({"path": files[:500]}, {"path": files})
+    assert line.startswith("path: ['/data/run2/file_0000.h5'") and len(line) < 300
+    assert "(13500 characters) -> " in line
+    assert config_differences({"a": 1}, {"a": 1, "b": 2}) == "b: (not set) -> 2"
+
+
+def test_a_study_never_removes_a_directory_that_holds_no_run(tmp_path, calo_file):
+
+    kept = tmp_path / "norms" / "trial_000" / "other" / "model.pt"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"weights of another study")
+    (trial,) = run_study(study_config(tmp_path, calo_file, {"model.width": [8]}, epochs=1))
+    assert trial.status == "failed" and "holds files but no run" in trial.finding
+    assert kept.read_bytes() == b"weights of another study"
 
 
 def test_an_interrupted_study_stops_and_resumes_its_trial(tmp_path, calo_file, cli):

@@ -339,8 +339,9 @@ def study_ising(
     sizes: Annotated[str, typer.Option(help="Lattice sizes, comma-separated.")] = "10,20,40,60",
     data_dir: Annotated[Path, typer.Option(help="Where ising_L<size>.h5 are (made if not).")] = (
         Path("data/ising")),
-    out: Annotated[Path, typer.Option(help="Study directory: runs, table, plots.")] = (
-        Path("runs/ising-phases")),
+    out: Annotated[Path | None, typer.Option(
+        help="Study directory: runs, table, plots (runs/ising-phases, runs/ising-confusion).")
+    ] = None,
     per_temperature: Annotated[int, typer.Option(min=1, help="Configurations per T.")] = 1000,
     workers: Annotated[int, typer.Option(min=1, help="Processes making the data.")] = 1,
     training: Annotated[str, typer.Option(
@@ -365,6 +366,8 @@ def study_ising(
     except ValueError:
         raise ConfigError("--sizes", f"expected sizes like 10,20,40, got {sizes!r}") from None
     console = _console()
+    if out is None:  # each method its own: one's runs never sit in the other's directories
+        out = Path("runs/ising-confusion" if training == "confusion" else "runs/ising-phases")
     if training == "confusion":
         from hepdl.confusion import run_confusion_study
 

@@ -26,6 +26,8 @@ from hepdl.config import Config
 from hepdl.errors import ConfigError, DataError
 from hepdl.generate.ising import CRITICAL_TEMPERATURE
 from hepdl.phases import (
+    STUDY_TEMPERATURES,
+    check_file_source,
     describe_fit,
     finite_size_fit,
     lattice_data,
@@ -56,11 +58,18 @@ def trial_boundaries(temperatures: Sequence[float], low: float, high: float) -> 
 
 
 def confusion_peak(boundaries: Sequence[float], accuracy: Sequence[float],
-                   half_width: int = 2) -> float | None:
-    """The trial boundary of highest accuracy, refined by the vertex of a least-squares
-    parabola through it and up to ``half_width`` neighbours on each side; None when the
-    highest accuracy is at either end of the range (the peak may lie outside: widen it)."""
+                   half_width: int = 1) -> float | None:
+    """The trial boundary of highest accuracy, refined by the vertex of the parabola through
+    it and its ``half_width`` neighbours on each side (least squares beyond one); None when
+    the highest accuracy is at either end of the range (the peak may lie outside: widen it).
+
+    Three points by default: on peaks of the shapes a sampled accuracy curve may take (a
+    Gaussian one or two grid steps wide, a Lorentzian, a tent with sides sloping 1:1 or 1:2,
+    the apex anywhere between grid points), their vertex is off by at most 1/3 of a grid step;
+    five points' by up to 0.55 of one (the asymmetric shapes)."""
     b, acc = np.asarray(boundaries, float), np.asarray(accuracy, float)
+    if not np.isfinite(acc).all():
+        raise DataError("accuracy", f"not finite at the trial boundaries {b[~np.isfinite(acc)]}")
     best = int(np.argmax(acc))
     if best in (0, len(b) - 1):
         return None
@@ -68,17 +77,34 @@ def confusion_peak(boundaries: Sequence[float], accuracy: Sequence[float],
     curvature, slope, _ = np.polyfit(b[near], acc[near], 2)
     if curvature >= 0:  # no maximum in the points around the best: take the best itself
         return float(b[best])
-    return float(np.clip(-slope / (2 * curvature), b[near][0], b[near][-1]))
+    # the vertex, kept within the neighbouring trials (a tie leans it toward the second best)
+    return float(np.clip(-slope / (2 * curvature), b[best - 1], b[best + 1]))
 
 
-def peak_resolved(accuracy: Sequence[float], n_test: int, sigmas: float = 2.0) -> bool:
+def peak_resolved(accuracy: Sequence[float], n_test: int, sigmas: float = 3.0) -> bool:
     """Whether the best accuracy stands above those at both ends of the range by more than
     ``sigmas`` binomial standard errors of a difference of two accuracies measured on
-    ``n_test`` events each, sqrt(2 p (1 - p) / n): a flat curve's highest point is noise."""
+    ``n_test`` events each, sqrt(2 p (1 - p) / n), p the mean accuracy (at least one event
+    wrong in either direction): a flat curve's highest point is noise. Three sigma, because the
+    best of many trials is taken (at two, a flat curve of 18 trials passes 6% of the time).
+    The test events are the same at every boundary, which correlates the accuracies and makes
+    the test conservative; the spread between retrained networks is not counted."""
     acc = np.asarray(accuracy, float)
-    best = acc.max()
-    error = np.sqrt(2 * best * (1 - best) / n_test)
-    return bool(best - max(acc[0], acc[-1]) > sigmas * error)
+    p = float(np.clip(acc.mean(), 1.0 / n_test, 1.0 - 1.0 / n_test))
+    error = np.sqrt(2 * p * (1 - p) / n_test)
+    return bool(acc.max() - max(acc[0], acc[-1]) > sigmas * error)
+
+
+def _temperatures(data_file: Path) -> np.ndarray:
+    import h5py
+
+    from hepdl.data.readers import open_hdf5
+
+    with open_hdf5(data_file) as f:
+        node = f.get("temperature")
+        if not isinstance(node, h5py.Dataset):
+            raise DataError(str(data_file), "has no 'temperature' dataset")
+        return np.unique(node[:])
 
 
 def held_out_accuracy(run: Path) -> tuple[float, int]:
@@ -97,18 +123,18 @@ def run_confusion_study(config: Config, *, sizes: Sequence[int], data_dir: Path,
     (and writes to ``out/confusion.json``) every number. The config's selection of
     temperatures (examples/ising.yaml's extremes) is set aside: every temperature is trained
     on."""
-    import h5py
-
+    check_file_source(config)
     out = Path(out)
+    grids = {}  # every range checked before any data is made or network trained
+    for size in sizes:
+        data_file = Path(data_dir) / f"ising_L{size}.h5"
+        grids[size] = trial_boundaries(
+            _temperatures(data_file) if data_file.is_file() else STUDY_TEMPERATURES, low, high)
     sizes_done = []
     for size in sizes:
         data_file = lattice_data(data_dir, size, per_temperature=per_temperature,
                                  workers=workers, console=console)
-        with h5py.File(data_file, "r") as f:
-            if "temperature" not in f:
-                raise DataError(str(data_file), "has no 'temperature' dataset")
-            grid = np.unique(f["temperature"][:])
-        boundaries = trial_boundaries(grid, low, high)
+        boundaries = grids[size]
         accuracy = []
         for b in boundaries:
             run = out / f"L{size}" / f"below{b:.4f}"
@@ -123,8 +149,10 @@ def run_confusion_study(config: Config, *, sizes: Sequence[int], data_dir: Path,
         sizes_done.append({"size": size, "boundaries": boundaries, "accuracy": accuracy,
                            "n_test": n_test, "peak": peak, "resolved": resolved})
         if console is not None:
-            console.print(f"L = {size}: accuracy peaks at T = {peak}"
-                          + ("" if resolved else " (not resolved: within the errors)"))
+            console.print(f"L = {size}: " + (
+                f"accuracy peaks at T = {peak:.4f}" if resolved else
+                f"peak not resolved (within the errors), best at T = {peak:.4f}"
+                if peak is not None else "accuracy highest at an end of the range"))
     found = [s for s in sizes_done if s["resolved"]]
     fit = finite_size_fit([s["size"] for s in found], [s["peak"] for s in found]) \
         if len(found) >= 2 else None
@@ -142,7 +170,8 @@ def write_confusion_study(result: dict, out: Path) -> None:
     lines = ["| L | trial boundaries | best test accuracy | T_c(L): peak of the accuracy |",
              "|---|---|---|---|"]
     for s in result["sizes"]:
-        peak = f"{s['peak']:.4f}" if s["peak"] is not None else "at the range's end: widen it"
+        peak = f"{s['peak']:.4f}" if s["peak"] is not None else (
+            "none: the accuracy is highest at an end of the range")
         if s["peak"] is not None and not s["resolved"]:
             peak += " (not resolved: the curve is flat within its errors; not fitted)"
         lines.append(f"| {s['size']} | {len(s['boundaries'])} from {s['boundaries'][0]:g} to "

@@ -148,6 +148,12 @@ def relabelled(data_file: Path, boundary: float) -> Path:
     return path
 
 
+def check_file_source(config: Config) -> None:
+    """The Ising studies read HDF5 files of their own making into the config's inputs."""
+    if not hasattr(config.data.source, "path"):
+        raise ConfigError("data.source", "the Ising study needs a file source (kind: hdf5)")
+
+
 def lattice_data(data_dir: Path, size: int, *, per_temperature: int = 1000, workers: int = 1,
                  console=None) -> Path:
     """``data_dir/ising_L<size>.h5``, made on the study grid (:data:`STUDY_TEMPERATURES`) if
@@ -170,8 +176,7 @@ def train_on(config: Config, data_file: Path, select: dict, run: Path, name: str
     different config (another protocol or network)."""
     from hepdl.study import Trial, train_or_resume
 
-    if not hasattr(config.data.source, "path"):
-        raise ConfigError("data.source", "the Ising study needs a file source (kind: hdf5)")
+    check_file_source(config)
     source = config.data.source.model_copy(update={"path": str(data_file), "select": select})
     trial = config.model_copy(update={
         "name": f"{config.name}-{name}", "data": config.data.model_copy(update={"source": source})})
@@ -198,8 +203,7 @@ def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out
     if boundary is not None and training != "all":
         raise ConfigError("--boundary", "relabels the training configurations at T < boundary: "
                                         "it needs --training all")
-    if not hasattr(config.data.source, "path"):
-        raise ConfigError("data.source", "the Ising study needs a file source (kind: hdf5)")
+    check_file_source(config)
     out = Path(out)
     curves = []
     for size in sizes:

@@ -127,10 +127,16 @@ def config_differences(saved: dict, now: dict, limit: int = 3) -> str:
                     for k, v in flat(sub, f"{prefix}{key}.").items()}
         return {prefix.rstrip("."): tree}
 
+    def show(tree: dict, key: str) -> str:
+        text = repr(tree[key]) if key in tree else "(not set)"
+        return text if len(text) <= 120 else f"{text[:100]} ... ({len(text)} characters)"
+
     before, after = flat(saved), flat(now)
     changed = [key for key in sorted(before.keys() | after.keys())
-               if before.get(key) != after.get(key)]
-    shown = [f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in changed[:limit]]
+               if before.get(key, before) != after.get(key, after)]
+    if not changed:
+        return "the same fields, in another form"
+    shown = [f"{key}: {show(before, key)} -> {show(after, key)}" for key in changed[:limit]]
     more = len(changed) - limit
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
@@ -166,6 +172,9 @@ def train_or_resume(trial: Trial, config: Config, console) -> None:
             api.resume(run, console=console)
         else:
             if run.exists():
+                if any(run.iterdir()) and not (run / "meta.json").is_file():
+                    raise HepdlError(f"{run} holds files but no run (no meta.json); it is not "
+                                     "removed: give the study another directory")
                 import shutil
 
                 shutil.rmtree(run)  # a run that never checkpointed: start it over

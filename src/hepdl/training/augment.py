@@ -22,6 +22,7 @@ Example
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,19 +93,24 @@ class Mirroring:
 
     @classmethod
     def from_config(cls, config: AugmentConfig, input_shapes: dict[str, tuple[int, ...]],
-                    seed: int) -> Mirroring | None:
+                    seed: int, hits_inputs: Sequence[str] = ()) -> Mirroring | None:
         """The mirroring ``train.augment`` asks for, or None when every switch is off.
 
         Raises
         ------
         ConfigError
             An input named is not one of the run's, or has too few axes per event for the
-            flips (an image needs at least two); or a flip is on and no input can take it.
+            flips (an image needs at least two); a flip is on and no input can take it; or
+            the data holds inputs as hits (``hits_inputs``), which are not flipped.
         """
         axes = {name: getattr(config, field) for name, field in SWITCHES.items()
                 if getattr(config, name)}
         if not axes:
             return None
+        if hits_inputs:
+            raise ConfigError("train.augment", f"needs dense inputs; {', '.join(hits_inputs)} "
+                                               "are read as hits (zero-suppressed): use the "
+                                               "dense file")
         needed = max(-axis for axis in axes.values())
         if config.inputs is None:
             names = [name for name, shape in input_shapes.items() if len(shape) >= 2]

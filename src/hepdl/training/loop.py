@@ -318,15 +318,16 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
         sizes = {name: len(split) for name, split in splits.items()}
     train_set = splits["train"]  # rank 0: the whole split, for the preprocessing's fit
     class_labels = train_set.labels  # rank 0: every training event's (class weights)
+    hits = getattr(train_set, "hits_inputs", [])
     # training batches only; drawn from (seed, epoch, batch), so a resumed run mirrors alike
-    mirroring = Mirroring.from_config(train_cfg.augment, train_set.input_shapes, config.seed)
+    mirroring = Mirroring.from_config(train_cfg.augment, train_set.input_shapes, config.seed,
+                                      hits)
 
     # ------------------------------------------------------------------ model
-    hits = getattr(train_set, "hits_inputs", [])
-    if hits and (mirroring is not None or train_cfg.gradient_penalty):
-        option = "augment" if mirroring is not None else "gradient_penalty"
-        raise ConfigError(f"train.{option}", f"needs dense inputs; {', '.join(hits)} are read "
-                                             "as hits (zero-suppressed): use the dense file")
+    if hits and train_cfg.gradient_penalty:
+        raise ConfigError("train.gradient_penalty", f"needs dense inputs; {', '.join(hits)} are "
+                                                    "read as hits (zero-suppressed): use the "
+                                                    "dense file")
     spec = network_spec(config, train_set.input_shapes, train_set.class_names, hits)
     network = Network(spec)
     if checkpoint is None and main:

@@ -106,7 +106,8 @@ def sweep(network: Network, loader, objective: Objective, config: Config, *,
     precision = config.train.precision
     scaler = grad_scaler(device, precision)  # fp16 only; a pass-through otherwise
     shapes = {name: tuple(shape) for name, shape in network.spec["input_shapes"].items()}
-    mirroring = Mirroring.from_config(config.train.augment, shapes, config.seed)
+    mirroring = Mirroring.from_config(config.train.augment, shapes, config.seed,
+                                      network.spec.get("hits_inputs", []))
     if objective.class_weights is not None:  # a copy: the caller's objective stays as it is
         objective = copy.copy(objective)
         objective.class_weights = objective.class_weights.to(device)
