@@ -8,7 +8,13 @@ import pytest
 from hepdl.config import config_from_dict
 from hepdl.errors import ConfigError
 from hepdl.generate.ising import CRITICAL_TEMPERATURE
-from hepdl.phases import critical_accuracy, crossing, finite_size_fit, ordered_probability
+from hepdl.phases import (
+    critical_accuracy,
+    crossing,
+    describe_fit,
+    finite_size_fit,
+    ordered_probability,
+)
 
 from .conftest import one_error_line, write_config
 
@@ -40,6 +46,10 @@ def test_finite_size_fit_recovers_a_known_shift():
     assert fit["tc_infinite"] == pytest.approx(CRITICAL_TEMPERATURE, abs=1e-9)
     assert fit["slope"] == pytest.approx(0.7)
     assert abs(fit["relative_deviation"]) < 1e-9
+    assert fit["tc_infinite_error"] == pytest.approx(0.0, abs=1e-9)
+    two = finite_size_fit([20, 40], [2.31, 2.29])
+    assert two["tc_infinite"] == pytest.approx(2.27) and two["tc_infinite_error"] is None
+    assert "T_c = 2.2700 (two sizes: a line through both)" in describe_fit(two)
     with pytest.raises(ConfigError, match="two lattice sizes"):
         finite_size_fit([40], [2.3])
 

@@ -81,23 +81,26 @@ def critical_accuracy(scores: np.ndarray, temperature: np.ndarray) -> float:
 
 def finite_size_fit(sizes: Sequence[int], crossings: Sequence[float]) -> dict[str, float]:
     """Least squares T_c(L) = T_c + a / L (nu = 1); the extrapolated T_c and its distance from
-    Onsager's, with the standard error of the intercept when there are more than two sizes."""
+    Onsager's, with the standard error of the intercept when there are more than two sizes
+    (None for two: JSON has no NaN)."""
     x, y = 1.0 / np.asarray(sizes, float), np.asarray(crossings, float)
     if len(x) < 2:
         raise ConfigError("--sizes", "finite-size scaling needs at least two lattice sizes")
     (slope, intercept), cov = np.polyfit(x, y, 1, cov=True) if len(x) > 2 else (
         np.polyfit(x, y, 1), np.full((2, 2), np.nan))
     return {"tc_infinite": float(intercept), "slope": float(slope),
-            "tc_infinite_error": float(np.sqrt(cov[1, 1])),
+            "tc_infinite_error": float(np.sqrt(cov[1, 1])) if len(x) > 2 else None,
             "onsager": CRITICAL_TEMPERATURE,
             "relative_deviation": float(intercept / CRITICAL_TEMPERATURE - 1.0)}
 
 
 def describe_fit(fit: dict[str, float]) -> str:
     """One line of :func:`finite_size_fit`'s result, for a study's table."""
-    return (f"T_c(L) = T_c + a/L: T_c = {fit['tc_infinite']:.4f} "
-            f"± {fit['tc_infinite_error']:.4f} (Onsager {fit['onsager']:.5f}, "
-            f"{fit['relative_deviation']:+.2%}); a = {fit['slope']:.3f}")
+    error = fit["tc_infinite_error"]
+    spread = f" ± {error:.4f}" if error is not None else " (two sizes: a line through both)"
+    return (f"T_c(L) = T_c + a/L: T_c = {fit['tc_infinite']:.4f}{spread} "
+            f"(Onsager {fit['onsager']:.5f}, {fit['relative_deviation']:+.2%}); "
+            f"a = {fit['slope']:.3f}")
 
 
 def phase_curve(run_path: Path, data_file: Path, size: int) -> PhaseCurve:
