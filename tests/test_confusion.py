@@ -155,3 +155,27 @@ def test_cli_names_a_bad_boundary_range(tmp_path, cli):
     result = cli("study", "ising", path, "--training", "confusion", "--boundaries", "2.0-2.5")
     assert result.exit_code == 2
     assert "--boundaries" in one_error_line(result) and "2.0-2.5" in one_error_line(result)
+    # refused before anything is made or trained
+    for options, named in ((["--boundaries", "2.0:2.5"], "--boundaries: is for --training "
+                                                         "confusion"),
+                           (["--training", "confused"], "--training: expected extremes, all"),
+                           (["--sizes", "10,20,10"], "--sizes: expected different"),
+                           (["--sizes", "10,1"], "--sizes: expected different")):
+        result = cli("study", "ising", path, *options)
+        assert result.exit_code == 2 and named in one_error_line(result), options
+    assert not (tmp_path / "data").exists()
+
+
+def test_confusion_needs_a_classifier_and_takes_fine_grids(tmp_path):
+    from hepdl.config import config_from_dict
+    from hepdl.confusion import run_confusion_study
+
+    regression = config_from_dict({
+        "name": "ising", "data": {"source": {"kind": "hdf5", "path": "x.h5",
+                                             "inputs": {"spins": "spins"}, "label": "label"}},
+        "train": {"loss": "mse"}})
+    with pytest.raises(ConfigError, match="train.loss: learning by confusion measures"):
+        run_confusion_study(regression, sizes=[6], data_dir=tmp_path, out=tmp_path / "s")
+    # a grid of 0.0033 steps, rounded to 4 decimals, is even
+    fine = trial_boundaries(np.linspace(2.2, 2.3, 31), 2.2, 2.3)
+    assert len(fine) == 30 and fine[0] == pytest.approx(2.2017, abs=2e-4)

@@ -115,6 +115,12 @@ def test_a_study_never_removes_a_directory_that_holds_no_run(tmp_path, calo_file
     (trial,) = run_study(study_config(tmp_path, calo_file, {"model.width": [8]}, epochs=1))
     assert trial.status == "failed" and "holds files but no run" in trial.finding
     assert kept.read_bytes() == b"weights of another study"
+    # a run killed before its first checkpoint, with another study's runs inside it
+    (kept.parent / "meta.json").write_text("{}")
+    (kept.parent / "config.yaml").write_text("name: other\n")
+    (kept.parent.parent / "meta.json").write_text("{}")
+    (trial,) = run_study(study_config(tmp_path, calo_file, {"model.width": [8]}, epochs=1))
+    assert trial.status == "failed" and kept.is_file()
 
 
 def test_an_interrupted_study_stops_and_resumes_its_trial(tmp_path, calo_file, cli):

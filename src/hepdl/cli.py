@@ -350,13 +350,15 @@ def study_ising(
     ] = "extremes",
     boundary: Annotated[float | None, typer.Option(
         help="With --training all: labels T < this instead of Onsager's T_c.")] = None,
-    boundaries: Annotated[str, typer.Option(
-        help="With --training confusion: LOW:HIGH, the range of the trial boundaries b.")
-    ] = "1.8:2.7",
+    boundaries: Annotated[str | None, typer.Option(
+        help="With --training confusion: LOW:HIGH, the range of the trial boundaries b "
+             "[default: 1.8:2.7, the grid's 0.05 steps].")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override a field of the config.")] = [],  # noqa: B006
 ):
     """Critical-set accuracy and T_c where P(ordered) = 1/2, per lattice size, extrapolated to
-    the infinite lattice by finite-size scaling (Carrasquilla & Melko; seeds/004)."""
+    the infinite lattice by finite-size scaling (Carrasquilla & Melko; seeds/004); or, with
+    --training confusion, T_c(L) where the accuracy of labels T < b peaks (van Nieuwenburg et
+    al.), extrapolated alike."""
     from hepdl.config import load_config
     from hepdl.errors import ConfigError
     from hepdl.phases import run_phase_study
@@ -365,6 +367,13 @@ def study_ising(
         lattice = [int(x) for x in sizes.split(",")]
     except ValueError:
         raise ConfigError("--sizes", f"expected sizes like 10,20,40, got {sizes!r}") from None
+    if min(lattice) < 4 or len(set(lattice)) < len(lattice):
+        raise ConfigError("--sizes", f"expected different lattice sizes of 4 or more, got {sizes}")
+    if training not in ("extremes", "all", "confusion"):
+        raise ConfigError("--training", f"expected extremes, all or confusion, got {training!r}")
+    if boundaries is not None and training != "confusion":
+        raise ConfigError("--boundaries", "is for --training confusion; --training all takes one "
+                                          "--boundary")
     console = _console()
     if out is None:  # each method its own: one's runs never sit in the other's directories
         out = Path("runs/ising-confusion" if training == "confusion" else "runs/ising-phases")
@@ -372,7 +381,7 @@ def study_ising(
         from hepdl.confusion import run_confusion_study
 
         try:
-            low, high = (float(x) for x in boundaries.split(":"))
+            low, high = (float(x) for x in (boundaries or "1.8:2.7").split(":"))
         except ValueError:
             raise ConfigError("--boundaries", f"expected LOW:HIGH like 2.0:2.55, got "
                                               f"{boundaries!r}") from None

@@ -50,7 +50,8 @@ def trial_boundaries(temperatures: Sequence[float], low: float, high: float) -> 
         raise ConfigError("--boundaries", f"[{low}, {high}] holds {inside.sum()} midpoints of the "
                                           f"temperature grid; the peak needs at least 3")
     gaps = np.diff(grid)[inside]
-    if gaps.max() > 1.01 * gaps.min():  # a wider gap is easier to split: a peak for that alone
+    # a wider gap is easier to split: a peak for that alone (the floor: 4-decimal rounding)
+    if gaps.max() - gaps.min() > max(0.01 * gaps.min(), 2e-4):
         raise ConfigError("--boundaries", f"the temperature grid's spacing changes within "
                                           f"[{low}, {high}] ({gaps.min():g} to {gaps.max():g}); "
                                           "give a range of evenly spaced temperatures")
@@ -61,12 +62,13 @@ def confusion_peak(boundaries: Sequence[float], accuracy: Sequence[float],
                    half_width: int = 1) -> float | None:
     """The trial boundary of highest accuracy, refined by the vertex of the parabola through
     it and its ``half_width`` neighbours on each side (least squares beyond one); None when
-    the highest accuracy is at either end of the range (the peak may lie outside: widen it).
+    the highest accuracy is at either end of the range (the peak may lie outside, or that end
+    is an arm of the W: move or widen the range).
 
     Three points by default: on peaks of the shapes a sampled accuracy curve may take (a
     Gaussian one or two grid steps wide, a Lorentzian, a tent with sides sloping 1:1 or 1:2,
-    the apex anywhere between grid points), their vertex is off by at most 1/3 of a grid step;
-    five points' by up to 0.55 of one (the asymmetric shapes)."""
+    the apex anywhere between grid points), their vertex is off by at most 0.35 of a grid step,
+    toward the gentler side; five points' by up to 0.55 of one (the asymmetric shapes)."""
     b, acc = np.asarray(boundaries, float), np.asarray(accuracy, float)
     if not np.isfinite(acc).all():
         raise DataError("accuracy", f"not finite at the trial boundaries {b[~np.isfinite(acc)]}")
@@ -86,7 +88,8 @@ def peak_resolved(accuracy: Sequence[float], n_test: int, sigmas: float = 3.0) -
     ``sigmas`` binomial standard errors of a difference of two accuracies measured on
     ``n_test`` events each, sqrt(2 p (1 - p) / n), p the mean accuracy (at least one event
     wrong in either direction): a flat curve's highest point is noise. Three sigma, because the
-    best of many trials is taken (at two, a flat curve of 18 trials passes 6% of the time).
+    best of many trials is taken (at two, a flat curve of 18 trials passes about 5% of the
+    time).
     The test events are the same at every boundary, which correlates the accuracies and makes
     the test conservative; the spread between retrained networks is not counted."""
     acc = np.asarray(accuracy, float)
@@ -124,6 +127,9 @@ def run_confusion_study(config: Config, *, sizes: Sequence[int], data_dir: Path,
     temperatures (examples/ising.yaml's extremes) is set aside: every temperature is trained
     on."""
     check_file_source(config)
+    if config.task != "classification":
+        raise ConfigError("train.loss", "learning by confusion measures a classifier's accuracy: "
+                                        "use cross_entropy or bce")
     out = Path(out)
     grids = {}  # every range checked before any data is made or network trained
     for size in sizes:

@@ -19,6 +19,7 @@ and ``finite_size_scaling.png``.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -140,7 +141,8 @@ def relabelled(data_file: Path, boundary: float) -> Path:
     with h5py.File(data_file, "r") as original:
         temperature = original["temperature"][:]
         keys = [key for key in original if key != "label"]
-    partial = path.with_name(path.name + ".partial")
+    # a name of this process's own: studies sharing a data directory may relabel alike at once
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     with h5py.File(partial, "w") as f:
         for key in keys:  # spins, temperature and anything else the config may read
             f[key] = h5py.ExternalLink(str(data_file.resolve()), key)

@@ -172,9 +172,12 @@ def train_or_resume(trial: Trial, config: Config, console) -> None:
             api.resume(run, console=console)
         else:
             if run.exists():
-                if any(run.iterdir()) and not (run / "meta.json").is_file():
-                    raise HepdlError(f"{run} holds files but no run (no meta.json); it is not "
-                                     "removed: give the study another directory")
+                nested = run.is_dir() and any(run.glob("*/**/config.yaml"))
+                if not run.is_dir() or nested or (
+                        any(run.iterdir()) and not (run / "meta.json").is_file()):
+                    raise HepdlError(f"{run} holds files but no run of its own (no meta.json, or "
+                                     "runs inside it); it is not removed: give the study "
+                                     "another directory")
                 import shutil
 
                 shutil.rmtree(run)  # a run that never checkpointed: start it over
