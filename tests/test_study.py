@@ -102,8 +102,11 @@ def test_config_differences_name_each_changed_field():
     # a glob that matches a 501st file: the lists are cut, the message stays one short line
     files = [f"/data/run2/file_{i:04d}.h5" for i in range(501)]
     line = config_differences({"path": files[:500]}, {"path": files})
-    assert line.startswith("path: ['/data/run2/file_0000.h5'") and len(line) < 300
-    assert "(13500 characters) -> " in line
+    assert line == "path: 500 -> 501 entries, +1 (['/data/run2/file_0500.h5'])"
+    long_name = {"path": ["x" * 500]}
+    line = config_differences(long_name, {"path": ["y" * 500]})
+    assert line.startswith("path: ['xxx") and "(504 characters) -> ['yyy" in line
+    assert len(line) < 300
     assert config_differences({"a": 1}, {"a": 1, "b": 2}) == "b: (not set) -> 2"
 
 

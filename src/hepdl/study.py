@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ def diagnose(run: Path, n_events: int = 2048) -> str:
 
 def config_differences(saved: dict, now: dict, limit: int = 3) -> str:
     """The fields where two dumped configs differ, as ``field: was -> now``, the first
-    ``limit`` of them (a data glob that matches other files now shows as its file list)."""
+    ``limit`` of them; a long list (a data glob's files) shows the entries added and removed."""
     def flat(tree, prefix=""):
         if isinstance(tree, dict):
             return {k: v for key, sub in tree.items()
@@ -131,12 +132,28 @@ def config_differences(saved: dict, now: dict, limit: int = 3) -> str:
         text = repr(tree[key]) if key in tree else "(not set)"
         return text if len(text) <= 120 else f"{text[:100]} ... ({len(text)} characters)"
 
+    def change(key: str) -> str:
+        was, is_ = before.get(key), after.get(key)
+        if isinstance(was, list) and isinstance(is_, list) and len(was) + len(is_) > 6:
+            # a long list (a glob's files): what moved, by value (entries may be dicts)
+            def value(x) -> str:
+                return json.dumps(x, sort_keys=True, default=str)
+
+            had, has = {value(x) for x in was}, {value(x) for x in is_}
+            added = [x for x in is_ if value(x) not in had]
+            gone = [x for x in was if value(x) not in has]
+            parts = [f"{sign}{len(items)} ({reprlib.repr(items)})"
+                     for sign, items in (("+", added), ("-", gone)) if items]
+            return f"{key}: {len(was)} -> {len(is_)} entries, " + (
+                ", ".join(parts) or "the same entries in another order")
+        return f"{key}: {show(before, key)} -> {show(after, key)}"
+
     before, after = flat(saved), flat(now)
     changed = [key for key in sorted(before.keys() | after.keys())
                if before.get(key, before) != after.get(key, after)]
     if not changed:
         return "the same fields, in another form"
-    shown = [f"{key}: {show(before, key)} -> {show(after, key)}" for key in changed[:limit]]
+    shown = [change(key) for key in changed[:limit]]
     more = len(changed) - limit
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
