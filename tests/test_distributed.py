@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from hepdl.config import DataConfig
+from hepdl.config import DataConfig, load_config
 from hepdl.data.dataset import Dataset, load_shards, load_splits
 from hepdl.data.loader import InMemoryLoader
 from hepdl.runs import Run, load_checkpoint
@@ -114,6 +114,7 @@ def write_config(tmp_path: Path, events: int, epochs: int, batch: int = 45, chun
                  model: dict | None = None, train: dict | None = None, **data) -> Path:
     """Two-class blobs in HDF5 (chunks of ``chunk`` events), each a 2 x 3 "image" of six
     features, and a small MLP's config."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, events)
     features = (rng.normal(size=(events, 6)) + 0.5 * labels[:, None]).astype(np.float32)
@@ -135,9 +136,11 @@ def write_config(tmp_path: Path, events: int, epochs: int, batch: int = 45, chun
 
 
 def torchrun(*args, **popen) -> subprocess.Popen:
+    """``hepdl ARGS`` in 2 ranks; with a first argument ending in .py, that script instead."""
     env = os.environ | {"GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    command = list(map(str, args)) if str(args[0]).endswith(".py") else ["-m", "hepdl", *args]
     return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                             "--nproc-per-node", "2", "-m", "hepdl", *map(str, args)], env=env,
+                             "--nproc-per-node", "2", *map(str, command)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
@@ -150,44 +153,70 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "model.pt")["model"]
 
 
-def two_ranks_and_one(tmp_path: Path, config: Path) -> tuple[Run, Run, str]:
-    """The config trained by 2 ranks under torchrun and by one process: the runs and the
-    torchrun output."""
-    job = torchrun("train", config, "--run-dir", tmp_path / "two")
-    output = job.communicate(timeout=300)[0]
-    assert job.returncode == 0, output
-    single = hepdl("train", config, "--run-dir", tmp_path / "one")
-    assert single.returncode == 0, single.stdout + single.stderr
-    return Run.load(tmp_path / "two"), Run.load(tmp_path / "one"), output
-
-
 # 700 training events: in batches of 45 the last (25) splits 12 / 13; in batches of 233 the
 # last holds 1 event, and rank 1's part of it is empty. In file order the two ranks' shards make
 # one process's batches, so the runs agree up to rounding; with class weights too, each rank's
 # weighted mean counting by its share of the batch's weight; mirrored, each rank mirrors its
 # slice of the events one process mirrors.
-@pytest.mark.parametrize(("batch", "train"), [
-    (45, {}), (233, {}), (45, {"class_weights": [1.0, 3.0]}),
-    (45, {"augment": {"flip_eta": True, "flip_phi": True}})])
-def test_two_ranks_give_the_single_process_result(tmp_path, batch, train):
-    config = write_config(tmp_path, 1000, epochs=3, batch=batch, train=train, shuffle=False)
-    two, one, output = two_ranks_and_one(tmp_path, config)
-    assert "2 ranks (DDP, gloo)" in output
+IN_ORDER = {"batch 45": (45, {}), "batch 233": (233, {}),
+            "class weights": (45, {"class_weights": [1.0, 3.0]}),
+            "mirrored": (45, {"augment": {"flip_eta": True, "flip_phi": True}})}
+
+
+def ddp_configs(tmp_path: Path) -> dict[str, Path]:
+    """Every config the 2-rank tests train, each in a directory of its own."""
+    configs = {}
+    for case, (batch, train) in IN_ORDER.items():
+        configs[case] = write_config(tmp_path / case.replace(" ", "_"), 1000, epochs=3,
+                                     batch=batch, train=train, shuffle=False)
+    # in batches of 349 the last holds 2 events: both go to rank 0 (BatchNorm needs two)
+    configs["batch norm"] = write_config(
+        tmp_path / "batch_norm", 1000, epochs=3, batch=349, shuffle=False,
+        model={"width": 16, "depth": 2, "batch_norm": True})
+    for in_memory in (True, False):  # shuffled: in memory, and streamed from one HDF5 chunk
+        configs[f"shuffled, in memory {in_memory}"] = write_config(
+            tmp_path / f"shuffled_{in_memory}", 4000, epochs=4, batch=64,
+            chunk=32 if in_memory else 4000, in_memory=in_memory,
+            model={"width": 16, "depth": 2, "dropout": 0.1})
+    return configs
+
+
+@pytest.fixture(scope="module")
+def two_ranks_and_one(tmp_path_factory) -> dict[str, tuple[Run, Run]]:
+    """Each config trained by 2 ranks under torchrun (one launch for all: tests/ddp_runs.py)
+    and by one process: the two runs per case."""
+    from hepdl.api import train
+
+    tmp = tmp_path_factory.mktemp("ddp")
+    configs = ddp_configs(tmp)
+    job = torchrun(Path(__file__).with_name("ddp_runs.py"),
+                   *(x for config in configs.values() for x in (config, config.parent / "two")))
+    output = job.communicate(timeout=300)[0]
+    assert job.returncode == 0, output
+    runs = {}
+    for case, config in configs.items():
+        one = train(load_config(config), run_dir=config.parent / "one", console=None)
+        runs[case] = Run.load(config.parent / "two"), one
+        assert not (config.parent / "runs").exists()  # no rank made a run directory of its own
+    return runs
+
+
+@pytest.mark.parametrize("case", IN_ORDER)
+def test_two_ranks_give_the_single_process_result(two_ranks_and_one, case):
+    two, one = two_ranks_and_one[case]
+    assert two.config.train.batch_size == IN_ORDER[case][0]
     for column in ("train_loss", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(two.history[column], one.history[column], rtol=1e-5)
     for key, value in weights(one.path).items():
         torch.testing.assert_close(weights(two.path)[key], value, rtol=1e-5, atol=1e-6)
     assert two.meta["status"] == "completed" and two.metrics["auc"] == one.metrics["auc"]
-    assert not (tmp_path / "runs").exists()  # no rank made a run directory of its own
 
 
-# In batches of 349 the last holds 2 events: both go to rank 0, as BatchNorm cannot normalize a
-# part of one. BatchNorm normalizes each rank's part of a batch (torch's SyncBatchNorm is for
-# GPUs only), so the run is close to one process's, not equal.
-def test_batch_norm_ranks_never_get_a_single_event(tmp_path):
-    model = {"width": 16, "depth": 2, "batch_norm": True}
-    config = write_config(tmp_path, 1000, epochs=3, batch=349, model=model, shuffle=False)
-    two, one, _ = two_ranks_and_one(tmp_path, config)
+# BatchNorm normalizes each rank's part of a batch (torch's SyncBatchNorm is for GPUs only), so
+# the run is close to one process's, not equal.
+def test_batch_norm_ranks_never_get_a_single_event(two_ranks_and_one):
+    two, one = two_ranks_and_one["batch norm"]
+    assert two.meta["status"] == "completed"
     np.testing.assert_allclose(two.history["val_loss"], one.history["val_loss"], rtol=0.01)
 
 
@@ -195,10 +224,9 @@ def test_batch_norm_ranks_never_get_a_single_event(tmp_path):
 # differently than in one process; the network learns the same separation. The streamed file is
 # one HDF5 chunk, fewer blocks than ranks: the ranks share the block, each keeping its half.
 @pytest.mark.parametrize("in_memory", [True, False])
-def test_two_ranks_shuffling_their_shards_train_as_well_as_one_process(tmp_path, in_memory):
-    config = write_config(tmp_path, 4000, epochs=4, batch=64, chunk=32 if in_memory else 4000,
-                          model={"width": 16, "depth": 2, "dropout": 0.1}, in_memory=in_memory)
-    two, one, _ = two_ranks_and_one(tmp_path, config)
+def test_two_ranks_shuffling_their_shards_train_as_well_as_one_process(two_ranks_and_one,
+                                                                       in_memory):
+    two, one = two_ranks_and_one[f"shuffled, in memory {in_memory}"]
     assert len(two.history) == 4 and two.meta["status"] == "completed"
     # each rank draws its own dropout masks, and its random state is saved for a resume
     states = load_checkpoint(two.path / "last.pt")["rng_ranks"]
@@ -239,7 +267,7 @@ def test_a_rank_that_dies_stops_the_job_and_the_checkpoint_resumes(tmp_path):
     assert victim is not None, "no rank 1 worker found"
     os.kill(victim, signal.SIGKILL)
     output = job.communicate(timeout=300)[0]
-    assert job.returncode != 0
+    assert "2 ranks (DDP, gloo)" in output and job.returncode != 0
     assert Run.load(run).meta["status"] in ("failed", "interrupted", "running"), output
     state = load_checkpoint(run / "last.pt")  # written atomically: always readable
     assert 1 <= state["epoch"] < 40

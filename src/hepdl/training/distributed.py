@@ -55,10 +55,15 @@ class Ranks:
 
     rank: int = 0
     world: int = 1
+    joined: bool = False
+    """Whether :meth:`from_env` started the process group (and :meth:`close` ends it)."""
 
     @classmethod
     def from_env(cls, backend: str = "gloo", timeout_s: float = 1800) -> Ranks:
-        """Join torchrun's process group when ``WORLD_SIZE`` > 1; else one rank alone.
+        """Join torchrun's process group when ``WORLD_SIZE`` > 1; else one rank alone. A group
+        the caller started already is used as it is, and left open by :meth:`close`: a script
+        under torchrun can train several runs in one group (torch cannot start a second one
+        from torchrun's environment once the first is destroyed).
 
         ``timeout_s`` bounds a wait in a collective call: long enough for rank 0 to read and fit
         the preprocessing on a large training split while the others wait (torch's default);
@@ -68,9 +73,10 @@ class Ranks:
             return cls()
         import torch.distributed as dist
 
-        if not dist.is_initialized():
+        joined = not dist.is_initialized()
+        if joined:
             dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
-        return cls(dist.get_rank(), dist.get_world_size())
+        return cls(dist.get_rank(), dist.get_world_size(), joined)
 
     @property
     def distributed(self) -> bool:
@@ -129,9 +135,10 @@ class Ranks:
         return box[0]
 
     def close(self, finished: bool = False) -> None:
-        """Leave the process group; after a ``finished`` run wait first for every rank (a rank
-        whose peer closed the connections first can abort in gloo's threads at exit). A rank
-        that is gone would make the others wait at that barrier: not after a failure."""
+        """Leave the process group this object joined (a caller's stays open); after a
+        ``finished`` run wait first for every rank (a rank whose peer closed the connections
+        first can abort in gloo's threads at exit). A rank that is gone would make the others
+        wait at that barrier: not after a failure."""
         if self.distributed:
             import torch.distributed as dist
 
@@ -140,7 +147,8 @@ class Ranks:
                     # a rank lost after the loop: the barrier fails at the group's timeout
                     with contextlib.suppress(RuntimeError):
                         dist.barrier()
-                dist.destroy_process_group()
+                if self.joined:
+                    dist.destroy_process_group()
 
 
 ALONE = Ranks()
