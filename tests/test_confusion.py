@@ -179,3 +179,19 @@ def test_confusion_needs_a_classifier_and_takes_fine_grids(tmp_path):
     # a grid of 0.0033 steps, rounded to 4 decimals, is even
     fine = trial_boundaries(np.linspace(2.2, 2.3, 31), 2.2, 2.3)
     assert len(fine) == 30 and fine[0] == pytest.approx(2.2017, abs=2e-4)
+
+
+def test_sizes_on_different_temperature_grids_are_refused_before_anything_is_made(tmp_path):
+    from hepdl.config import config_from_dict
+    from hepdl.confusion import run_confusion_study
+
+    two_phases(tmp_path / "ising_L6.h5", below=2.2)  # 0.1 steps; L = 8 would be made on 0.05
+    config = config_from_dict({
+        "name": "ising", "data": {"source": {"kind": "hdf5", "path": "x.h5",
+                                             "inputs": {"spins": "spins"}, "label": "label"}}})
+    with pytest.raises(ConfigError, match=r"L = 8 and L = 6 have different trial boundaries in "
+                                          r"\[2.0, 2.4\] \(8 from 2.025 to 2.375 and 5 from 2 to "
+                                          r"2.4\)"):
+        run_confusion_study(config, sizes=[6, 8], data_dir=tmp_path, out=tmp_path / "s",
+                            low=2.0, high=2.4)
+    assert not (tmp_path / "ising_L8.h5").exists() and not (tmp_path / "s").exists()
