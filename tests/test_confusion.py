@@ -195,3 +195,23 @@ def test_sizes_on_different_temperature_grids_are_refused_before_anything_is_mad
         run_confusion_study(config, sizes=[6, 8], data_dir=tmp_path, out=tmp_path / "s",
                             low=2.0, high=2.4)
     assert not (tmp_path / "ising_L8.h5").exists() and not (tmp_path / "s").exists()
+
+
+def test_a_file_with_more_configurations_at_some_temperatures_is_refused(tmp_path):
+    import h5py
+
+    from hepdl.config import config_from_dict
+    from hepdl.confusion import run_confusion_study
+
+    two_phases(tmp_path / "ising_L6.h5", below=2.2)
+    with h5py.File(tmp_path / "ising_L6.h5", "r+") as f:
+        temperature = f["temperature"][:]
+        temperature[:10] = 2.05  # 10 of T = 1.95's 150 moved to 2.05
+        f["temperature"][:] = temperature
+    config = config_from_dict({
+        "name": "ising", "data": {"source": {"kind": "hdf5", "path": "x.h5",
+                                             "inputs": {"spins": "spins"}, "label": "label"}}})
+    with pytest.raises(DataError, match=r"holds 140 to 160 configurations per temperature "
+                                        r"\(140 at T = 1.95\)"):
+        run_confusion_study(config, sizes=[6], data_dir=tmp_path, out=tmp_path / "s",
+                            low=2.0, high=2.4)

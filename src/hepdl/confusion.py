@@ -99,6 +99,8 @@ def peak_resolved(accuracy: Sequence[float], n_test: int, sigmas: float = 3.0) -
 
 
 def _temperatures(data_file: Path) -> np.ndarray:
+    """The file's temperatures, each held by the same number of configurations: a boundary
+    with more configurations on one side could be placed by that alone."""
     import h5py
 
     from hepdl.data.readers import open_hdf5
@@ -107,7 +109,13 @@ def _temperatures(data_file: Path) -> np.ndarray:
         node = f.get("temperature")
         if not isinstance(node, h5py.Dataset):
             raise DataError(str(data_file), "has no 'temperature' dataset")
-        return np.unique(node[:])
+        temperatures, counts = np.unique(node[:], return_counts=True)
+    if counts.min() != counts.max():
+        raise DataError(str(data_file), f"holds {counts.min()} to {counts.max()} configurations "
+                                        f"per temperature ({counts.min()} at T = "
+                                        f"{temperatures[np.argmin(counts)]:g}); learning by "
+                                        "confusion needs the same number at every temperature")
+    return temperatures
 
 
 def _span(boundaries: Sequence[float]) -> str:
