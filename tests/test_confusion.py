@@ -182,6 +182,8 @@ def test_confusion_needs_a_classifier_and_takes_fine_grids(tmp_path):
 
 
 def test_sizes_on_different_temperature_grids_are_refused_before_anything_is_made(tmp_path):
+    import h5py
+
     from hepdl.config import config_from_dict
     from hepdl.confusion import run_confusion_study
 
@@ -189,12 +191,22 @@ def test_sizes_on_different_temperature_grids_are_refused_before_anything_is_mad
     config = config_from_dict({
         "name": "ising", "data": {"source": {"kind": "hdf5", "path": "x.h5",
                                              "inputs": {"spins": "spins"}, "label": "label"}}})
-    with pytest.raises(ConfigError, match=r"L = 8 and L = 6 have different trial boundaries in "
-                                          r"\[2.0, 2.4\] \(8 from 2.025 to 2.375 and 5 from 2 to "
-                                          r"2.4\)"):
+    with pytest.raises(ConfigError, match=r"L = 8 and L = 6 are on different temperature grids "
+                                          r"\(32 and 8 temperatures; T = 0.25 in one only\)"):
         run_confusion_study(config, sizes=[6, 8], data_dir=tmp_path, out=tmp_path / "s",
                             low=2.0, high=2.4)
     assert not (tmp_path / "ising_L8.h5").exists() and not (tmp_path / "s").exists()
+    # the same trials, but L = 8 never saw T = 2.65: its arms differ
+    two_phases(tmp_path / "ising_L8.h5", below=2.2)
+    with h5py.File(tmp_path / "ising_L8.h5", "r+") as f:
+        keep = f["temperature"][:] < 2.6
+        data = {name: f[name][:][keep] for name in f}
+    with h5py.File(tmp_path / "ising_L8.h5", "w") as f:
+        for name, values in data.items():
+            f[name] = values
+    with pytest.raises(ConfigError, match=r"\(7 and 8 temperatures; T = 2.65 in one only\)"):
+        run_confusion_study(config, sizes=[6, 8], data_dir=tmp_path, out=tmp_path / "s",
+                            low=2.0, high=2.4)
 
 
 def test_a_file_with_more_configurations_at_some_temperatures_is_refused(tmp_path):

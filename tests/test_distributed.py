@@ -141,7 +141,18 @@ def torchrun(*args, **popen) -> subprocess.Popen:
     command = list(map(str, args)) if str(args[0]).endswith(".py") else ["-m", "hepdl", *args]
     return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
                              "--nproc-per-node", "2", *map(str, command)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, **popen)
+
+
+def finish(job: subprocess.Popen, timeout: float = 600) -> str:
+    """The job's output once it ends; past ``timeout`` torchrun and its ranks are killed."""
+    try:
+        return job.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.communicate()
+        raise
 
 
 def hepdl(*args) -> subprocess.CompletedProcess:
@@ -183,15 +194,19 @@ def ddp_configs(tmp_path: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def two_ranks_and_one(tmp_path_factory) -> dict[str, tuple[Run, Run]]:
-    """Each config trained by 2 ranks under torchrun (one launch for all: tests/ddp_runs.py)
-    and by one process: the two runs per case."""
+    """Each config trained by 2 ranks under torchrun and by one process: the two runs per case.
+    The first case runs as `torchrun -m hepdl train`, hepdl starting and ending the process
+    group; the others in one more launch (tests/ddp_runs.py), in a group the script starts.
+    Every case is trained whichever of the tests is selected."""
     from hepdl.api import train
 
     tmp = tmp_path_factory.mktemp("ddp")
     configs = ddp_configs(tmp)
-    job = torchrun(Path(__file__).with_name("ddp_runs.py"),
-                   *(x for config in configs.values() for x in (config, config.parent / "two")))
-    output = job.communicate(timeout=300)[0]
+    first, *others = configs.values()
+    output = finish(job := torchrun("train", first, "--run-dir", first.parent / "two"))
+    assert job.returncode == 0 and "2 ranks (DDP, gloo)" in output, output
+    output = finish(job := torchrun(Path(__file__).with_name("ddp_runs.py"), *(
+        x for config in others for x in (config, config.parent / "two"))))
     assert job.returncode == 0, output
     runs = {}
     for case, config in configs.items():
@@ -205,6 +220,7 @@ def two_ranks_and_one(tmp_path_factory) -> dict[str, tuple[Run, Run]]:
 def test_two_ranks_give_the_single_process_result(two_ranks_and_one, case):
     two, one = two_ranks_and_one[case]
     assert two.config.train.batch_size == IN_ORDER[case][0]
+    assert len(load_checkpoint(two.path / "last.pt")["rng_ranks"]) == 2  # trained by 2 ranks
     for column in ("train_loss", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(two.history[column], one.history[column], rtol=1e-5)
     for key, value in weights(one.path).items():
@@ -217,6 +233,7 @@ def test_two_ranks_give_the_single_process_result(two_ranks_and_one, case):
 def test_batch_norm_ranks_never_get_a_single_event(two_ranks_and_one):
     two, one = two_ranks_and_one["batch norm"]
     assert two.meta["status"] == "completed"
+    assert len(load_checkpoint(two.path / "last.pt")["rng_ranks"]) == 2
     np.testing.assert_allclose(two.history["val_loss"], one.history["val_loss"], rtol=0.01)
 
 
@@ -266,8 +283,8 @@ def test_a_rank_that_dies_stops_the_job_and_the_checkpoint_resumes(tmp_path):
     victim = _rank_pid(job.pid, 1)
     assert victim is not None, "no rank 1 worker found"
     os.kill(victim, signal.SIGKILL)
-    output = job.communicate(timeout=300)[0]
-    assert "2 ranks (DDP, gloo)" in output and job.returncode != 0
+    output = finish(job)
+    assert "2 ranks (DDP, gloo)" in output and job.returncode != 0, output
     assert Run.load(run).meta["status"] in ("failed", "interrupted", "running"), output
     state = load_checkpoint(run / "last.pt")  # written atomically: always readable
     assert 1 <= state["epoch"] < 40

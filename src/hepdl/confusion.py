@@ -118,10 +118,6 @@ def _temperatures(data_file: Path) -> np.ndarray:
     return temperatures
 
 
-def _span(boundaries: Sequence[float]) -> str:
-    return f"{len(boundaries)} from {boundaries[0]:g} to {boundaries[-1]:g}"
-
-
 def held_out_accuracy(run: Path) -> tuple[float, int]:
     """The run's accuracy on its test split (``metrics.json``), against its own labels, and
     the number of test events."""
@@ -143,21 +139,25 @@ def run_confusion_study(config: Config, *, sizes: Sequence[int], data_dir: Path,
         raise ConfigError("train.loss", "learning by confusion measures a classifier's accuracy: "
                                         "use cross_entropy or bce")
     out = Path(out)
-    grids = {}  # every range checked before any data is made or network trained
+    temperatures, grids = {}, {}  # every range checked before any data is made or trained
     for size in sizes:
         data_file = Path(data_dir) / f"ising_L{size}.h5"
-        grids[size] = trial_boundaries(
-            _temperatures(data_file) if data_file.is_file() else STUDY_TEMPERATURES, low, high)
-    # sizes tried at different boundaries peak on different grids: one fit would mix them
+        temperatures[size] = np.round(
+            _temperatures(data_file) if data_file.is_file() else STUDY_TEMPERATURES, 4)
+        grids[size] = trial_boundaries(temperatures[size], low, high)
+    # the temperatures outside the range set how far the phases are told apart (the arms of
+    # the accuracy): sizes trained on different grids peak on unlike curves, not one fit
     # (a missing file is made on the study grid, which may not be the other files' grid)
     first = sizes[0]
     for size in sizes[1:]:
-        mine, theirs = grids[size], grids[first]
+        mine, theirs = temperatures[size], temperatures[first]
         if len(mine) != len(theirs) or not np.allclose(mine, theirs):
-            raise ConfigError("--boundaries", (
-                f"L = {size} and L = {first} have different trial boundaries in [{low}, {high}] "
-                f"({_span(mine)} and {_span(theirs)}): give every size data on one temperature "
-                f"grid in {data_dir} (a missing file is made on the study grid)"))
+            only = sorted(set(mine.tolist()) ^ set(theirs.tolist()))
+            raise ConfigError("--data-dir", (
+                f"L = {size} and L = {first} are on different temperature grids ({len(mine)} "
+                f"and {len(theirs)} temperatures; T = {only[0]:g} in one only): give every "
+                f"size data on one grid in {data_dir} (a missing file is made on the study "
+                "grid)"))
     sizes_done = []
     for size in sizes:
         data_file = lattice_data(data_dir, size, per_temperature=per_temperature,
@@ -202,8 +202,8 @@ def write_confusion_study(result: dict, out: Path) -> None:
             "none: the accuracy is highest at an end of the range")
         if s["peak"] is not None and not s["resolved"]:
             peak += " (not resolved: the curve is flat within its errors; not fitted)"
-        lines.append(f"| {s['size']} | {_span(s['boundaries'])} | {max(s['accuracy']):.2%} | "
-                     f"{peak} |")
+        lines.append(f"| {s['size']} | {len(s['boundaries'])} from {s['boundaries'][0]:g} to "
+                     f"{s['boundaries'][-1]:g} | {max(s['accuracy']):.2%} | {peak} |")
     fit = result["finite_size_fit"]
     if fit is not None:
         lines.append("\n" + describe_fit(fit))

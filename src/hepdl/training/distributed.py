@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
@@ -55,28 +55,28 @@ class Ranks:
 
     rank: int = 0
     world: int = 1
-    joined: bool = False
+    joined: bool = field(default=False, compare=False)
     """Whether :meth:`from_env` started the process group (and :meth:`close` ends it)."""
 
     @classmethod
     def from_env(cls, backend: str = "gloo", timeout_s: float = 1800) -> Ranks:
-        """Join torchrun's process group when ``WORLD_SIZE`` > 1; else one rank alone. A group
-        the caller started already is used as it is, and left open by :meth:`close`: a script
-        under torchrun can train several runs in one group (torch cannot start a second one
-        from torchrun's environment once the first is destroyed).
+        """The process group the caller started, as it is (left open by :meth:`close`: a script
+        under torchrun can train several runs in one group, as torch cannot start a second one
+        from torchrun's environment once the first is destroyed); else torchrun's, joined when
+        ``WORLD_SIZE`` > 1; else one rank alone.
 
         ``timeout_s`` bounds a wait in a collective call: long enough for rank 0 to read and fit
         the preprocessing on a large training split while the others wait (torch's default);
         a rank that dies is noticed at once anyway, by its closed connections."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
         import torch.distributed as dist
 
-        joined = not dist.is_initialized()
-        if joined:
-            dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
-        return cls(dist.get_rank(), dist.get_world_size(), joined)
+        if dist.is_available() and dist.is_initialized():
+            world = dist.get_world_size()
+            return cls(dist.get_rank(), world) if world > 1 else cls()
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+        return cls(dist.get_rank(), dist.get_world_size(), joined=True)
 
     @property
     def distributed(self) -> bool:
