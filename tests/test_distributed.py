@@ -33,6 +33,16 @@ def test_each_rank_takes_its_contiguous_part_of_a_batch():
     assert Ranks().part(7) == slice(0, 7) and Ranks().sum(1.0, 2.0) == [1.0, 2.0]
 
 
+def test_the_backend_named_is_the_groups_for_the_device(monkeypatch):
+    import torch.distributed as dist
+
+    # hepdl's own group on GPUs; a caller's gloo-only group carries GPU gradients over gloo
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: "cpu:gloo,cuda:nccl")
+    assert Ranks(0, 2).backend("cuda") == "nccl" and Ranks(0, 2).backend("cpu") == "gloo"
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: "gloo")
+    assert Ranks(0, 2).backend("cuda") == "gloo" and Ranks().backend("cpu") is None
+
+
 def test_shards_cover_a_split_once_and_hold_each_ranks_part_of_every_batch():
     for n, batch in ((0, 4), (1, 4), (700, 45), (700, 233), (701, 700)):
         shards = [Ranks(rank, 2).shard(n, batch) for rank in range(2)]

@@ -134,6 +134,18 @@ class Ranks:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def backend(self, device_type: str) -> str | None:
+        """The process group's backend for tensors on ``device_type`` (``"cpu:gloo,cuda:nccl"``
+        gives nccl for cuda): the group's own, a caller's group included; None alone."""
+        if not self.distributed:
+            return None
+        import torch.distributed as dist
+
+        name = dist.get_backend()
+        if ":" not in name:
+            return name
+        return dict(part.split(":", 1) for part in name.split(",")).get(device_type, name)
+
     def close(self, finished: bool = False) -> None:
         """Leave the process group this object joined (a caller's stays open); after a
         ``finished`` run wait first for every rank (a rank whose peer closed the connections

@@ -438,7 +438,7 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
             "rng": rng[0], "rng_ranks": rng, "scaler": scaler.state_dict(),
         }, run / LAST)
 
-    backend = "nccl" if device.type == "cuda" else "gloo"  # between the ranks' gradients
+    backend = ranks.backend(device.type)  # between the ranks' gradients
     tracking = tracker(config, run) if main else None  # TensorBoard, MLflow: off by default
     n_params = sum(p.numel() for p in network.parameters())
     n_trainable = sum(p.numel() for p in trainable)
