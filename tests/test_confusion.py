@@ -227,3 +227,114 @@ def test_a_file_with_more_configurations_at_some_temperatures_is_refused(tmp_pat
                                         r"\(140 at T = 1.95\)"):
         run_confusion_study(config, sizes=[6], data_dir=tmp_path, out=tmp_path / "s",
                             low=2.0, high=2.4)
+
+
+def test_k_folds_test_every_configuration_once(tmp_path):
+    from hepdl.config import config_from_dict
+    from hepdl.confusion import run_confusion_study
+    from hepdl.data import split_indices
+    from hepdl.runs import Run
+
+    two_phases(tmp_path / "ising_L6.h5", below=2.2, per_temperature=60)
+    config = config_from_dict({
+        "name": "ising", "seed": 1, "runs_dir": str(tmp_path / "runs"),
+        "data": {"source": {"kind": "hdf5", "path": "unused.h5", "inputs": {"spins": "spins"},
+                            "label": "label", "class_names": ["disordered", "ordered"],
+                            "observers": {"temperature": "temperature"}},
+                 "split": {"train": 0.8, "val": 0.1, "test": 0.1}},
+        "model": {"width": 16, "depth": 1},
+        "train": {"epochs": 10, "batch_size": 32, "lr": 1e-2, "threads": 1},
+        "evaluate": {"plots": False}})
+    result = run_confusion_study(config, sizes=[6], data_dir=tmp_path, out=tmp_path / "study",
+                                 low=2.1, high=2.3, folds=3)
+    (size,) = result["sizes"]
+    assert size["boundaries"] == pytest.approx([2.1, 2.2, 2.3])
+    assert size["n_test"] == 8 * 60 and size["folds"] == 3  # every configuration, once
+    for b, accuracy, each in zip(size["boundaries"], size["accuracy"],
+                                 size["network_accuracy"], strict=True):
+        runs = [Run.load(tmp_path / "study" / "L6" / f"below{b:.4f}" / f"fold{k}")
+                for k in range(3)]
+        tested = [split_indices(8 * 60, run.config.data.split, run.config.seed)["test"]
+                  for run in runs]
+        assert len(np.unique(np.concatenate(tested))) == 8 * 60
+        assert each == [run.metrics["accuracy"] for run in runs]
+        correct = sum(round(run.metrics["accuracy"] * run.metrics["n_events"]) for run in runs)
+        assert accuracy == correct / (8 * 60)
+    assert size["peak"] == pytest.approx(2.2, abs=0.02) and size["resolved"]
+
+
+def test_folds_are_checked_before_anything_is_made(tmp_path):
+    from hepdl.config import config_from_dict
+    from hepdl.confusion import run_confusion_study
+
+    config = config_from_dict({
+        "name": "ising", "data": {"source": {"kind": "hdf5", "path": "x.h5",
+                                             "inputs": {"spins": "spins"}, "label": "label"},
+                                  "split": {"train": 0.4, "val": 0.5, "test": 0.1}}})
+    with pytest.raises(ConfigError, match=r"--folds: 2 folds leave no training events beside "
+                                          r"data.split.val = 0.5"):
+        run_confusion_study(config, sizes=[6], data_dir=tmp_path, out=tmp_path / "s", folds=2)
+    assert not (tmp_path / "ising_L6.h5").exists()
+
+
+def test_missing_files_are_made_on_the_given_grid(tmp_path, monkeypatch):
+    import hepdl.confusion
+    from hepdl.config import config_from_dict
+    from hepdl.confusion import run_confusion_study
+    from hepdl.phases import lattice_data
+
+    made = lattice_data(tmp_path, 4, per_temperature=10, temperatures=[2.0, 2.25, 2.5])
+    assert np.unique(_file_temperatures(made)).tolist() == [2.0, 2.25, 2.5]
+    # the grid check takes the grid a missing file will be made on: L = 8 on L = 6's grid
+    two_phases(tmp_path / "ising_L6.h5", below=2.2)
+
+    def stop(*args, temperatures, **kwargs):
+        raise RuntimeError(f"making on {len(temperatures)} temperatures")
+
+    monkeypatch.setattr(hepdl.confusion, "lattice_data", stop)
+    config = config_from_dict({
+        "name": "ising", "data": {"source": {"kind": "hdf5", "path": "x.h5",
+                                             "inputs": {"spins": "spins"}, "label": "label"}}})
+    grid = np.round(np.arange(1.95, 2.66, 0.1), 2)
+    with pytest.raises(RuntimeError, match="making on 8 temperatures"):
+        run_confusion_study(config, sizes=[6, 8], data_dir=tmp_path, out=tmp_path / "s",
+                            low=2.0, high=2.4, temperatures=grid)
+
+
+def _file_temperatures(path):
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return f["temperature"][:]
+
+
+def test_cli_takes_a_fine_grid_inside_a_coarse_one_and_folds(tmp_path, cli, monkeypatch):
+    import hepdl.confusion
+    import hepdl.phases
+
+    used = []
+
+    def fake(config, *, out, **options):
+        used.append(options)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "table.md").write_text("table\n")
+
+    monkeypatch.setattr(hepdl.confusion, "run_confusion_study", fake)
+    monkeypatch.setattr(hepdl.phases, "run_phase_study", fake)
+    path = write_config(tmp_path / "ising.yaml", {
+        "name": "ising", "data": {"source": {"kind": "hdf5", "path": "x.h5",
+                                             "inputs": {"spins": "spins"}, "label": "label"}}})
+    out = ["--out", str(tmp_path / "s")]
+    result = cli("study", "ising", path, *out, "--training", "confusion", "--folds", "3",
+                 "--temperatures", "1.8:1.9:0.05,2.1:2.14:0.02,2.12,3")
+    assert result.exit_code == 0, result.output
+    assert used[-1]["folds"] == 3
+    assert used[-1]["temperatures"] == [1.8, 1.85, 1.9, 2.1, 2.12, 2.14, 3.0]
+    assert cli("study", "ising", path, *out).exit_code == 0
+    assert used[-1]["temperatures"] == hepdl.phases.STUDY_TEMPERATURES
+    for options, named in ((["--folds", "3"], "--folds: is for --training confusion"),
+                           (["--temperatures", "2.1:2.0:0.1"], "--temperatures: expected start"),
+                           (["--temperatures", "0:1:0.5"], "--temperatures: expected "
+                                                          "temperatures above 0, got 0")):
+        result = cli("study", "ising", path, *out, *options)
+        assert result.exit_code == 2 and named in one_error_line(result), options

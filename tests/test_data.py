@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -160,6 +162,33 @@ def test_splits_are_disjoint_deterministic_and_by_fraction():
     assert len(together) == 1000 and len(np.unique(together)) == 1000
     assert [len(a[k]) for k in ("train", "val", "test")] == [600, 200, 200]
     assert not np.array_equal(split_indices(1000, split, seed=5)["test"], a["test"])
+
+
+def test_k_folds_test_every_event_once():
+    tests = []
+    for fold in range(3):
+        index = split_indices(1000, SplitConfig(folds=3, fold=fold, val=0.1), seed=4)
+        together = np.concatenate(list(index.values()))
+        assert len(together) == 1000 and len(np.unique(together)) == 1000
+        assert len(index["val"]) == 100 and len(index["test"]) in (333, 334)
+        tests.append(index["test"])
+        assert len(index["train"]) == 1000 - 100 - len(index["test"])
+    every = np.concatenate(tests)
+    assert len(every) == 1000 and len(np.unique(every)) == 1000  # the folds never overlap
+
+
+@pytest.mark.parametrize(("split", "error"), [
+    ({"folds": 3, "fold": 3}, "split.fold must be below split.folds (3), got 3"),
+    ({"folds": 4, "val": 0.75}, "split.val (0.75) leaves no training events beside 1 of 4"),
+    ({"fold": 1}, "split.fold needs split.folds"),
+    ({"folds": 1}, "greater than or equal to 2"),
+    ({"folds": 2, "files": {"train": "a.h5", "test": "b.h5"}}, "folds and split.files exclude"),
+])
+def test_bad_folds_are_named(split, error):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=re.escape(error)):
+        SplitConfig(**split)
 
 
 def test_split_by_files(tmp_path):

@@ -353,6 +353,12 @@ def study_ising(
     boundaries: Annotated[str | None, typer.Option(
         help="With --training confusion: LOW:HIGH, the range of the trial boundaries b "
              "[default: 1.8:2.7, the grid's 0.05 steps].")] = None,
+    folds: Annotated[int, typer.Option(
+        min=1, help="With --training confusion: networks per trial, each testing one fold of "
+                    "the events (k-fold), so every configuration is tested once.")] = 1,
+    temperatures: Annotated[str | None, typer.Option(
+        help="The grid of the data files the study makes (those it lacks), as for hepdl data "
+             "make ising [default: Mehta's grid and 0.05 steps from 1.8 to 2.7].")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override a field of the config.")] = [],  # noqa: B006
 ):
     """Critical-set accuracy and T_c where P(ordered) = 1/2, per lattice size, extrapolated to
@@ -361,7 +367,7 @@ def study_ising(
     al.), extrapolated alike."""
     from hepdl.config import load_config
     from hepdl.errors import ConfigError
-    from hepdl.phases import run_phase_study
+    from hepdl.phases import STUDY_TEMPERATURES, run_phase_study
 
     try:
         lattice = [int(x) for x in sizes.split(",")]
@@ -374,6 +380,9 @@ def study_ising(
     if boundaries is not None and training != "confusion":
         raise ConfigError("--boundaries", "is for --training confusion; --training all takes one "
                                           "--boundary")
+    if folds != 1 and training != "confusion":
+        raise ConfigError("--folds", "is for --training confusion")
+    grid = STUDY_TEMPERATURES if temperatures is None else _temperatures(temperatures)
     console = _console()
     if out is None:  # each method its own: one's runs never sit in the other's directories
         out = Path("runs/ising-confusion" if training == "confusion" else "runs/ising-phases")
@@ -390,11 +399,11 @@ def study_ising(
                                             "boundary in --boundaries")
         run_confusion_study(load_config(config, set_), sizes=lattice, data_dir=data_dir,
                             out=out, low=low, high=high, per_temperature=per_temperature,
-                            workers=workers, console=console)
+                            workers=workers, folds=folds, temperatures=grid, console=console)
     else:
         run_phase_study(load_config(config, set_), sizes=lattice, data_dir=data_dir, out=out,
                         per_temperature=per_temperature, workers=workers, training=training,
-                        boundary=boundary, console=console)
+                        boundary=boundary, temperatures=grid, console=console)
     console.print((out / "table.md").read_text())
     console.print(f"study directory: {out}")
 
@@ -491,20 +500,28 @@ def make_susy(
 
 
 def _temperatures(text: str) -> list[float]:
-    """``0.25:4.0:0.25`` (start:stop:step, stop included) or ``1.0,2.0,2.25``."""
+    """``0.25:4.0:0.25`` (start:stop:step, stop included), ``1.0,2.0,2.25``, or both joined by
+    commas (``1.8:2.05:0.05,2.1:2.46:0.02``: a fine grid inside a coarse one); sorted, each
+    temperature once."""
     from hepdl.errors import ConfigError
 
+    grid = set()
     try:
-        if ":" in text:
-            start, stop, step = (float(x) for x in text.split(":"))
-            if step <= 0 or stop < start:
-                raise ValueError
-            steps = int(round((stop - start) / step))
-            return [round(start + i * step, 6) for i in range(steps + 1)]
-        return [float(x) for x in text.split(",")]
+        for piece in text.split(","):
+            if ":" in piece:
+                start, stop, step = (float(x) for x in piece.split(":"))
+                if step <= 0 or stop < start:
+                    raise ValueError
+                steps = int(round((stop - start) / step))
+                grid.update(round(start + i * step, 6) for i in range(steps + 1))
+            else:
+                grid.add(float(piece))
     except ValueError:
-        raise ConfigError("--temperatures", f"expected start:stop:step or a comma list of "
-                                            f"numbers, got {text!r}") from None
+        raise ConfigError("--temperatures", f"expected start:stop:step or numbers, joined by "
+                                            f"commas, got {text!r}") from None
+    if min(grid) <= 0:
+        raise ConfigError("--temperatures", f"expected temperatures above 0, got {min(grid):g}")
+    return sorted(grid)
 
 
 @make_app.command("ising")
@@ -513,7 +530,8 @@ def make_ising(
     out: Annotated[Path, typer.Option(help="Output HDF5 file.")],
     size: Annotated[int, typer.Option(min=2, help="Lattice size L (L x L, periodic).")] = 40,
     temperatures: Annotated[str, typer.Option(
-        help="start:stop:step or a comma list; default Mehta et al.'s grid.")] = "0.25:4.0:0.25",
+        help="start:stop:step, numbers, or both joined by commas "
+             "(1.8:2.05:0.05,2.1:2.46:0.02); default Mehta et al.'s grid.")] = "0.25:4.0:0.25",
     per_temperature: Annotated[int, typer.Option(min=1, help="Configurations per T.")] = 10_000,
     chains: Annotated[int, typer.Option(min=1, help="Independent chains per T.")] = 100,
     equilibration: Annotated[int, typer.Option(min=0, help="Sweeps before sampling.")] = 200,

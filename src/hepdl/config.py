@@ -192,7 +192,14 @@ STREAMING_KINDS = ("hdf5", "lcd")
 
 
 class SplitConfig(Section):
-    """How events are split: by fractions with the run's seed, or by separate files."""
+    """How events are split: by fractions with the run's seed, by k-fold, or by separate files.
+
+    With ``folds: K`` the seeded permutation of the events is cut into K equal folds: fold
+    ``fold`` is the test split, ``val`` of all events comes from the others and the rest trains
+    (``train`` and ``test`` are not used). K runs with ``fold`` = 0 ... K-1 test every event
+    once, each on a network that never saw it: the "k-folding" analyses use to evaluate on all
+    their events.
+    """
 
     train: float = Field(
         default=0.7, gt=0, lt=1, description="Fraction of the events for training.")
@@ -204,9 +211,25 @@ class SplitConfig(Section):
     files: dict[Literal["train", "val", "test"], PathSpec] | None = Field(
         default=None, description="Separate files per split, replacing the source's path."
     )
+    folds: int | None = Field(
+        default=None, ge=2,
+        description="k-fold: cut the events into this many folds, one of them the test split.")
+    fold: int = Field(default=0, ge=0, description="With folds: which fold is the test split.")
 
     @model_validator(mode="after")
     def _fractions(self) -> SplitConfig:
+        if self.folds is not None:
+            if self.files is not None:
+                raise ValueError("split.folds and split.files exclude each other")
+            if self.fold >= self.folds:
+                raise ValueError(f"split.fold must be below split.folds ({self.folds}), "
+                                 f"got {self.fold}")
+            if self.val >= 1 - 1 / self.folds:
+                raise ValueError(f"split.val ({self.val}) leaves no training events beside "
+                                 f"1 of {self.folds} folds for the test")
+            return self
+        if self.fold:
+            raise ValueError("split.fold needs split.folds")
         if self.files is None and abs(self.train + self.val + self.test - 1) > 1e-6:
             raise ValueError(
                 f"split fractions must sum to 1, got {self.train} + {self.val} + {self.test}"

@@ -10,8 +10,9 @@ so the finite-size fit of :mod:`hepdl.phases` extrapolates it. No label, selecti
 point carries Onsager's T_c.
 
 ``hepdl study ising CONFIG --training confusion --sizes 10,20,40,60 --boundaries 2.0:2.55``
-trains one network per size and trial boundary and writes ``confusion.json``, ``table.md``,
-``confusion.png`` and ``finite_size_scaling.png``.
+trains one network per size and trial boundary (``--folds K``: K networks, each testing one
+fold of the configurations, so the accuracy is measured on all of them) and writes
+``confusion.json``, ``table.md``, ``confusion.png`` and ``finite_size_scaling.png``.
 """
 
 from __future__ import annotations
@@ -125,25 +126,62 @@ def held_out_accuracy(run: Path) -> tuple[float, int]:
     return float(metrics["accuracy"]), int(metrics["n_events"])
 
 
+def trial_accuracy(config: Config, data_file: Path, boundary: float, run: Path, name: str,
+                   folds: int = 1, console=None) -> tuple[float, int, list[float]]:
+    """Train on labels T < ``boundary`` and return the test accuracy, the number of test
+    events and the accuracy of each network. With ``folds`` K > 1, K networks each test one
+    fold of the events (``split.folds``) and the accuracy is over all of them: every
+    configuration tested once, by a network that never saw it, and K networks' training
+    fluctuations averaged."""
+    labelled = relabelled(data_file, boundary)
+    if folds == 1:
+        train_on(config, labelled, {}, run, name, console)
+        value, n_test = held_out_accuracy(run)
+        return value, n_test, [value]
+    correct, n_test, each = 0, 0, []
+    for fold in range(folds):
+        split = config.data.split.model_copy(update={"folds": folds, "fold": fold})
+        trial = config.model_copy(update={"data": config.data.model_copy(update={"split": split})})
+        train_on(trial, labelled, {}, run / f"fold{fold}", f"{name}-fold{fold}", console)
+        value, n = held_out_accuracy(run / f"fold{fold}")
+        correct += round(value * n)
+        n_test += n
+        each.append(value)
+    return correct / n_test, n_test, each
+
+
 def run_confusion_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out: Path,
                         low: float = 1.8, high: float = 2.7, per_temperature: int = 1000,
-                        workers: int = 1, console=None) -> dict:
+                        workers: int = 1, folds: int = 1,
+                        temperatures: Sequence[float] = STUDY_TEMPERATURES,
+                        console=None) -> dict:
     """For each lattice size and each trial boundary b in [``low``, ``high``]: train on every
-    temperature labelled T < b and take the test accuracy; the peak over b is T_c(L); then the
-    finite-size fit over the sizes whose peak is resolved (:func:`peak_resolved`). Returns
-    (and writes to ``out/confusion.json``) every number. The config's selection of
-    temperatures (examples/ising.yaml's extremes) is set aside: every temperature is trained
-    on."""
+    temperature labelled T < b and take the test accuracy (over ``folds`` networks, each
+    testing one fold: :func:`trial_accuracy`); the peak over b is T_c(L); then the finite-size
+    fit over the sizes whose peak is resolved (:func:`peak_resolved`). Returns (and writes to
+    ``out/confusion.json``) every number. The config's selection of temperatures
+    (examples/ising.yaml's extremes) is set aside: every temperature is trained on. A missing
+    data file is made on ``temperatures``."""
     check_file_source(config)
     if config.task != "classification":
         raise ConfigError("train.loss", "learning by confusion measures a classifier's accuracy: "
                                         "use cross_entropy or bce")
+    if folds < 1:
+        raise ConfigError("--folds", f"expected 1 (one network per trial) or more, got {folds}")
+    if folds > 1 and config.data.split.files is not None:
+        raise ConfigError("--folds", "cuts one file into folds; the config splits by "
+                                     "data.split.files")
+    if folds > 1 and config.data.split.val >= 1 - 1 / folds:
+        raise ConfigError("--folds", f"{folds} folds leave no training events beside "
+                                     f"data.split.val = {config.data.split.val}")
     out = Path(out)
-    temperatures, grids = {}, {}  # every range checked before any data is made or trained
+    grid = np.round(np.asarray(temperatures, float), 4)
+    temperatures = {}
+    grids = {}  # every range checked before any data is made or trained
     for size in sizes:
         data_file = Path(data_dir) / f"ising_L{size}.h5"
-        temperatures[size] = np.round(
-            _temperatures(data_file) if data_file.is_file() else STUDY_TEMPERATURES, 4)
+        temperatures[size] = np.round(_temperatures(data_file), 4) if data_file.is_file() \
+            else grid
         grids[size] = trial_boundaries(temperatures[size], low, high)
     # the temperatures outside the range set how far the phases are told apart (the arms of
     # the accuracy): sizes trained on different grids peak on unlike curves, not one fit
@@ -161,21 +199,23 @@ def run_confusion_study(config: Config, *, sizes: Sequence[int], data_dir: Path,
     sizes_done = []
     for size in sizes:
         data_file = lattice_data(data_dir, size, per_temperature=per_temperature,
-                                 workers=workers, console=console)
+                                 workers=workers, temperatures=grid, console=console)
         boundaries = grids[size]
-        accuracy = []
+        accuracy, networks = [], []
         for b in boundaries:
-            run = out / f"L{size}" / f"below{b:.4f}"
-            train_on(config, relabelled(data_file, b), {}, run, f"L{size}-below{b:.4f}",
-                     console)
-            value, n_test = held_out_accuracy(run)
+            value, n_test, each = trial_accuracy(
+                config, data_file, b, out / f"L{size}" / f"below{b:.4f}", f"L{size}-below{b:.4f}",
+                folds, console)
             accuracy.append(value)
+            networks.append(each)
             if console is not None:
-                console.print(f"L = {size}, labels T < {b:.4f}: test accuracy {value:.2%}")
+                console.print(f"L = {size}, labels T < {b:.4f}: test accuracy {value:.2%} "
+                              f"({n_test} events)")
         peak = confusion_peak(boundaries, accuracy)
         resolved = peak is not None and peak_resolved(accuracy, n_test)
         sizes_done.append({"size": size, "boundaries": boundaries, "accuracy": accuracy,
-                           "n_test": n_test, "peak": peak, "resolved": resolved})
+                           "n_test": n_test, "folds": folds, "network_accuracy": networks,
+                           "peak": peak, "resolved": resolved})
         if console is not None:
             console.print(f"L = {size}: " + (
                 f"accuracy peaks at T = {peak:.4f}" if resolved else

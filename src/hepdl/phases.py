@@ -160,16 +160,17 @@ def check_file_source(config: Config) -> None:
 
 
 def lattice_data(data_dir: Path, size: int, *, per_temperature: int = 1000, workers: int = 1,
-                 console=None) -> Path:
-    """``data_dir/ising_L<size>.h5``, made on the study grid (:data:`STUDY_TEMPERATURES`) if
-    it is not there."""
+                 temperatures: Sequence[float] = STUDY_TEMPERATURES, console=None) -> Path:
+    """``data_dir/ising_L<size>.h5``, made on ``temperatures`` (by default the study grid,
+    :data:`STUDY_TEMPERATURES`) if it is not there."""
     from hepdl.generate.ising import make_ising
 
     data_file = Path(data_dir) / f"ising_L{size}.h5"
     if not data_file.is_file():
         if console is not None:
-            console.print(f"making {data_file} ({per_temperature} per temperature)")
-        make_ising(data_file, size=size, temperatures=STUDY_TEMPERATURES,
+            console.print(f"making {data_file} ({len(temperatures)} temperatures, "
+                          f"{per_temperature} configurations each)")
+        make_ising(data_file, size=size, temperatures=[float(t) for t in temperatures],
                    per_temperature=per_temperature, workers=workers)
     return data_file
 
@@ -193,9 +194,11 @@ def train_on(config: Config, data_file: Path, select: dict, run: Path, name: str
 
 def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out: Path,
                     per_temperature: int = 1000, workers: int = 1, training: str = "extremes",
-                    boundary: float | None = None, console=None) -> dict:
-    """For each lattice size: make the data if missing, train, score every temperature; then
-    the finite-size fit. Returns (and writes to ``out/phases.json``) every number.
+                    boundary: float | None = None,
+                    temperatures: Sequence[float] = STUDY_TEMPERATURES, console=None) -> dict:
+    """For each lattice size: make the data if missing (on ``temperatures``), train, score
+    every temperature; then the finite-size fit. Returns (and writes to ``out/phases.json``)
+    every number.
 
     ``training``: "extremes" trains on the config's selection (by default T <= 1.75 and
     T >= 2.75, Mehta et al.); "all" on every temperature of the grid, labelled by T < T_c
@@ -213,7 +216,7 @@ def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out
     curves = []
     for size in sizes:
         data_file = lattice_data(data_dir, size, per_temperature=per_temperature,
-                                 workers=workers, console=console)
+                                 workers=workers, temperatures=temperatures, console=console)
         select = {} if training == "all" else (
             config.data.source.select or {"temperature": TRAINING_RANGES})
         trained_on = data_file if boundary is None else relabelled(data_file, boundary)

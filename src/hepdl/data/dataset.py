@@ -278,8 +278,16 @@ def load_dataset(data: DataConfig, task: str = "classification", path=None,
 
 
 def split_indices(n: int, split: SplitConfig, seed: int) -> dict[str, np.ndarray]:
-    """Random train/val/test indices by fraction; the same for the same ``n`` and ``seed``."""
+    """Random train/val/test indices by fraction, or by fold (``split.folds``); the same for
+    the same ``n`` and ``seed``, so the folds of one seed never share an event."""
     order = np.random.default_rng(seed).permutation(n)
+    if split.folds is not None:
+        edges = np.linspace(0, n, split.folds + 1).round().astype(int)
+        test = order[edges[split.fold]:edges[split.fold + 1]]
+        rest = np.concatenate([order[:edges[split.fold]], order[edges[split.fold + 1]:]])
+        n_val = int(round(split.val * n))
+        return {"train": np.sort(rest[n_val:]), "val": np.sort(rest[:n_val]),
+                "test": np.sort(test)}
     n_train = int(round(split.train * n))
     n_val = int(round(split.val * n))
     return {"train": np.sort(order[:n_train]), "val": np.sort(order[n_train:n_train + n_val]),
