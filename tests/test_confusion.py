@@ -1,5 +1,6 @@
 """Learning by confusion: trial boundaries, the peak of the accuracy, the study end to end."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,15 @@ def test_confusion_peak_is_the_vertex_of_the_parabola_through_the_best():
     assert confusion_peak(b, 0.97 - 3.0 * (b - 2.2913) ** 2) == pytest.approx(2.2913)
     assert confusion_peak(b, 0.97 - 3.0 * (b - 2.2913) ** 2, half_width=2) == pytest.approx(
         2.2913)
-    # a tent sloping 1:2 with its apex between trials: within 1/3 of a step (0.0167)
-    tent = np.where(b < 2.2913, b - 2.2913, -2 * (b - 2.2913))
-    assert confusion_peak(b, tent) == pytest.approx(2.2913, abs=0.0167)
+    # tents with the apex anywhere in a grid step: within 0.35 of a step (the docstring's
+    # bound), off toward the gentler side when the sides slope unequally
+    step = 0.05
+    for rise, fall, gentler in ((1, 1, 0), (1, 2, -1), (2, 1, +1)):
+        for apex in 2.2 + step * np.linspace(0, 1, 21):
+            tent = np.where(b < apex, rise * (b - apex), -fall * (b - apex))
+            off = (confusion_peak(b, tent) - apex) / step
+            assert abs(off) <= 0.35, (rise, fall, apex)
+            assert gentler == 0 or off * gentler >= -1e-9, (rise, fall, apex)
     # a best trial at either end of the range is no peak
     assert confusion_peak(b, -b) is None and confusion_peak(b, b) is None
     # noise that bends the five points around the best upward: the best boundary itself
@@ -37,6 +44,19 @@ def test_confusion_peak_is_the_vertex_of_the_parabola_through_the_best():
     assert confusion_peak(b[:7], bent, half_width=2) == b[2]
     with pytest.raises(DataError, match="not finite"):
         confusion_peak(b[:3], [0.9, np.nan, 0.9])
+
+
+def test_the_networks_scatter_counts_when_larger_than_the_binomial_error():
+    # 43,000 events: binomial 0.2% on a difference; a 1% bump would be 5 of those
+    curve = [0.90, 0.91, 0.90]
+    assert peak_resolved(curve, n_test=43_000)
+    # three networks per trial scattering by 1.5%: 0.87% on a mean, 1.2% on a difference
+    scattered = [[a - 0.015, a, a + 0.015] for a in curve]
+    assert not peak_resolved(curve, n_test=43_000, network_accuracy=scattered)
+    # networks that agree: the binomial error stays the floor
+    agreeing = [[a, a, a] for a in curve]
+    assert peak_resolved(curve, n_test=43_000, network_accuracy=agreeing)
+    assert not peak_resolved(curve, n_test=4_300, network_accuracy=agreeing)
 
 
 def test_a_peak_within_the_binomial_errors_is_not_resolved():
@@ -252,14 +272,19 @@ def test_k_folds_test_every_configuration_once(tmp_path):
     assert size["n_test"] == 8 * 60 and size["folds"] == 3  # every configuration, once
     for b, accuracy, each in zip(size["boundaries"], size["accuracy"],
                                  size["network_accuracy"], strict=True):
-        runs = [Run.load(tmp_path / "study" / "L6" / f"below{b:.4f}" / f"fold{k}")
+        runs = [Run.load(tmp_path / "study" / "L6" / f"below{b:.4f}-fold{k}of3")
                 for k in range(3)]
+        # one permutation cut in three; each network from its own seed
+        assert [run.config.data.split.fold for run in runs] == [0, 1, 2]
+        assert {run.config.data.split.seed for run in runs} == {1}
+        assert len({run.config.seed for run in runs}) == 3
         tested = [split_indices(8 * 60, run.config.data.split, run.config.seed)["test"]
                   for run in runs]
         assert len(np.unique(np.concatenate(tested))) == 8 * 60
+        assert [run.metrics["n_events"] for run in runs] == [len(t) for t in tested]
         assert each == [run.metrics["accuracy"] for run in runs]
-        correct = sum(round(run.metrics["accuracy"] * run.metrics["n_events"]) for run in runs)
-        assert accuracy == correct / (8 * 60)
+        # the events' accuracy: each network's weighted by the events it tested
+        assert accuracy == pytest.approx(np.average(each, weights=[len(t) for t in tested]))
     assert size["peak"] == pytest.approx(2.2, abs=0.02) and size["resolved"]
 
 
@@ -281,24 +306,41 @@ def test_missing_files_are_made_on_the_given_grid(tmp_path, monkeypatch):
     import hepdl.confusion
     from hepdl.config import config_from_dict
     from hepdl.confusion import run_confusion_study
-    from hepdl.phases import lattice_data
+    from hepdl.phases import lattice_data, run_phase_study
 
     made = lattice_data(tmp_path, 4, per_temperature=10, temperatures=[2.0, 2.25, 2.5])
     assert np.unique(_file_temperatures(made)).tolist() == [2.0, 2.25, 2.5]
-    # the grid check takes the grid a missing file will be made on: L = 8 on L = 6's grid
+    # L = 6 is there; the missing L = 8 is made on the grid given (without it, on the study
+    # grid, and refused: test_sizes_on_different_temperature_grids_...)
     two_phases(tmp_path / "ising_L6.h5", below=2.2)
 
-    def stop(*args, temperatures, **kwargs):
-        raise RuntimeError(f"making on {len(temperatures)} temperatures")
+    def stop(data_dir, size, *, temperatures, **kwargs):
+        if size == 6:
+            return tmp_path / "ising_L6.h5"
+        raise RuntimeError(f"making L = {size} on {np.round(temperatures, 2).tolist()}")
 
     monkeypatch.setattr(hepdl.confusion, "lattice_data", stop)
+    monkeypatch.setattr(hepdl.confusion, "trial_accuracy", lambda *a, **k: (0.5, 100, [0.5]))
     config = config_from_dict({
         "name": "ising", "data": {"source": {"kind": "hdf5", "path": "x.h5",
                                              "inputs": {"spins": "spins"}, "label": "label"}}})
     grid = np.round(np.arange(1.95, 2.66, 0.1), 2)
-    with pytest.raises(RuntimeError, match="making on 8 temperatures"):
+    with pytest.raises(RuntimeError, match=re.escape(f"making L = 8 on {grid.tolist()}")):
         run_confusion_study(config, sizes=[6, 8], data_dir=tmp_path, out=tmp_path / "s",
                             low=2.0, high=2.4, temperatures=grid)
+    # a file already there on another grid than the one given is refused, in both studies
+    for study, options in ((run_confusion_study, {"low": 2.0, "high": 2.4}),
+                           (run_phase_study, {"training": "all"})):
+        with pytest.raises(ConfigError, match=r"--temperatures: .*ising_L6.h5 holds 8 "
+                                              r"temperatures, not the 9 given \(T = 2.75 in one"):
+            study(config, sizes=[6], data_dir=tmp_path, out=tmp_path / "s",
+                  temperatures=[*grid, 2.75], **options)
+    # the extremes (T <= 1.75, T >= 2.75) need a grid that reaches them, checked first
+    with pytest.raises(ConfigError, match=r"--temperatures: trained on T <= 1.75 and T >= 2.75, "
+                                          r"but the grid runs from 2 to 2.5"):
+        run_phase_study(config, sizes=[12], data_dir=tmp_path, out=tmp_path / "s",
+                        temperatures=[2.0, 2.5])
+    assert not (tmp_path / "ising_L12.h5").exists() and not (tmp_path / "s").exists()
 
 
 def _file_temperatures(path):
@@ -331,10 +373,17 @@ def test_cli_takes_a_fine_grid_inside_a_coarse_one_and_folds(tmp_path, cli, monk
     assert used[-1]["folds"] == 3
     assert used[-1]["temperatures"] == [1.8, 1.85, 1.9, 2.1, 2.12, 2.14, 3.0]
     assert cli("study", "ising", path, *out).exit_code == 0
-    assert used[-1]["temperatures"] == hepdl.phases.STUDY_TEMPERATURES
+    assert used[-1]["temperatures"] is None  # the files' grid; a missing file on the study's
     for options, named in ((["--folds", "3"], "--folds: is for --training confusion"),
                            (["--temperatures", "2.1:2.0:0.1"], "--temperatures: expected start"),
                            (["--temperatures", "0:1:0.5"], "--temperatures: expected "
-                                                          "temperatures above 0, got 0")):
+                                                          "temperatures above 0, got 0"),
+                           (["--temperatures", "1:inf:1"], "--temperatures: expected start"),
+                           (["--temperatures", "2,nan"], "--temperatures: expected start"),
+                           (["--temperatures", "1:2"], "--temperatures: expected start"),
+                           (["--temperatures", "1:3:1e-12"], "--temperatures: 1:3:1e-12 makes "
+                                                             "2000000000001 temperatures"),
+                           (["--temperatures", "2.1,2.10001"], "--temperatures: 2.1 and 2.10001 "
+                                                               "are closer than 1e-4")):
         result = cli("study", "ising", path, *out, *options)
         assert result.exit_code == 2 and named in one_error_line(result), options

@@ -177,6 +177,29 @@ def test_k_folds_test_every_event_once():
     assert len(every) == 1000 and len(np.unique(every)) == 1000  # the folds never overlap
 
 
+def test_the_loaders_test_the_fold(tmp_path):
+    import h5py
+
+    from hepdl.data.streaming import load_together, streaming_splits
+
+    path = tmp_path / "numbered.h5"
+    with h5py.File(path, "w") as f:  # each event carries its own number
+        f["x"] = np.arange(300, dtype=np.float32)[:, None] * np.ones(3, np.float32)
+        f["label"] = np.arange(300) % 2
+    for fold in range(3):
+        split = {"folds": 3, "fold": fold, "val": 0.1, "seed": 7}
+        expected = split_indices(300, SplitConfig(**split), seed=0)
+        data = DataConfig(source={"kind": "hdf5", "path": str(path), "inputs": {"x": "x"},
+                                  "label": "label"}, split=split)
+        for splits in (load_splits(data, "classification", seed=1),
+                       load_together(streaming_splits(data, "classification", seed=1))):
+            for name in ("train", "val", "test"):  # split.seed, not the run's, sets them
+                np.testing.assert_array_equal(splits[name].inputs["x"][:, 0], expected[name])
+    with pytest.raises(DataError, match=r"data.split.val: 10 validation events of 12 leave none "
+                                        r"to train on beside fold 0 of 6"):
+        split_indices(12, SplitConfig(folds=6, val=0.8), seed=0)
+
+
 @pytest.mark.parametrize(("split", "error"), [
     ({"folds": 3, "fold": 3}, "split.fold must be below split.folds (3), got 3"),
     ({"folds": 4, "val": 0.75}, "split.val (0.75) leaves no training events beside 1 of 4"),

@@ -228,3 +228,27 @@ def test_a_killed_worker_loses_its_trial_and_the_scan_finishes(tmp_path, npz_fil
     assert sorted(t.params["model.width"] for t in done) == ["16", "32", "8"]  # each once
     requeued = [t for t in done if t.user_attrs.get("requeued_from") == lost[0].number]
     assert requeued and requeued[0].params == lost[0].params
+
+
+def test_best_roc_scores_each_trial_on_its_own_test_split(tmp_path, npz_file, monkeypatch):
+    import hepdl.data
+    from hepdl.api import train
+    from hepdl.scans.report import best_roc
+
+    runs = [train(config_from_dict(scan_config(tmp_path, npz_file, GRID)
+                                   | {"name": f"fold{k}", "data": {
+                                       "source": {"kind": "npz", "path": str(npz_file),
+                                                  "inputs": {"x": "features"}, "label": "label",
+                                                  "class_names": ["bkg", "sig"]},
+                                       "split": {"folds": 2, "fold": k}}}),
+                  console=None) for k in (0, 1)]
+    study = optuna.create_study(direction="maximize")
+    for k, run in enumerate(runs):
+        study.add_trial(optuna.trial.create_trial(
+            value=0.9 - k / 10, params={}, distributions={}, user_attrs={"run": str(run.path)}))
+    asked = []
+    load_split = hepdl.data.load_split
+    monkeypatch.setattr(hepdl.data, "load_split", lambda data, *args: asked.append(
+        data.split.fold) or load_split(data, *args))
+    assert best_roc(runs[0].config, study) is not None
+    assert asked == [0, 1]  # a scan over the fold: each network on the events it did not see

@@ -9,6 +9,7 @@ cleanly by SIGTERM or its time limit exits with code 3 and can be resumed. Heavy
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -367,7 +368,7 @@ def study_ising(
     al.), extrapolated alike."""
     from hepdl.config import load_config
     from hepdl.errors import ConfigError
-    from hepdl.phases import STUDY_TEMPERATURES, run_phase_study
+    from hepdl.phases import run_phase_study
 
     try:
         lattice = [int(x) for x in sizes.split(",")]
@@ -382,7 +383,7 @@ def study_ising(
                                           "--boundary")
     if folds != 1 and training != "confusion":
         raise ConfigError("--folds", "is for --training confusion")
-    grid = STUDY_TEMPERATURES if temperatures is None else _temperatures(temperatures)
+    grid = None if temperatures is None else _temperatures(temperatures)
     console = _console()
     if out is None:  # each method its own: one's runs never sit in the other's directories
         out = Path("runs/ising-confusion" if training == "confusion" else "runs/ising-phases")
@@ -508,20 +509,31 @@ def _temperatures(text: str) -> list[float]:
     grid = set()
     try:
         for piece in text.split(","):
-            if ":" in piece:
-                start, stop, step = (float(x) for x in piece.split(":"))
+            numbers = [float(x) for x in piece.split(":")]
+            if not all(math.isfinite(x) for x in numbers) or len(numbers) not in (1, 3):
+                raise ValueError
+            if len(numbers) == 3:
+                start, stop, step = numbers
                 if step <= 0 or stop < start:
                     raise ValueError
                 steps = int(round((stop - start) / step))
+                if steps >= 10_000:  # a mistyped step, not a grid
+                    raise ConfigError("--temperatures", f"{piece} makes {steps + 1} "
+                                                        "temperatures; at most 10000")
                 grid.update(round(start + i * step, 6) for i in range(steps + 1))
             else:
-                grid.add(float(piece))
+                grid.add(numbers[0])
     except ValueError:
         raise ConfigError("--temperatures", f"expected start:stop:step or numbers, joined by "
                                             f"commas, got {text!r}") from None
     if min(grid) <= 0:
         raise ConfigError("--temperatures", f"expected temperatures above 0, got {min(grid):g}")
-    return sorted(grid)
+    grid = sorted(grid)
+    close = [(a, b) for a, b in zip(grid, grid[1:], strict=False) if b - a < 1e-4]
+    if close:  # the studies tell temperatures apart to 4 decimals
+        raise ConfigError("--temperatures", f"{close[0][0]:g} and {close[0][1]:g} are closer "
+                                            "than 1e-4")
+    return grid
 
 
 @make_app.command("ising")

@@ -202,12 +202,15 @@ class SplitConfig(Section):
     """
 
     train: float = Field(
-        default=0.7, gt=0, lt=1, description="Fraction of the events for training.")
+        default=0.7, gt=0, lt=1,
+        description="Fraction of the events for training (not used with folds: the rest).")
     val: float = Field(
         default=0.15, ge=0, lt=1,
-        description="Fraction for validation (early stopping, learning-rate plateaus).")
+        description="Fraction of all events for validation (early stopping, learning-rate "
+                    "plateaus); with folds, taken from outside the test fold.")
     test: float = Field(
-        default=0.15, gt=0, lt=1, description="Fraction for the test metrics and plots.")
+        default=0.15, gt=0, lt=1,
+        description="Fraction for the test metrics and plots (not used with folds: one fold).")
     files: dict[Literal["train", "val", "test"], PathSpec] | None = Field(
         default=None, description="Separate files per split, replacing the source's path."
     )
@@ -215,6 +218,11 @@ class SplitConfig(Section):
         default=None, ge=2,
         description="k-fold: cut the events into this many folds, one of them the test split.")
     fold: int = Field(default=0, ge=0, description="With folds: which fold is the test split.")
+    seed: int | None = Field(
+        default=None,
+        description="Seed of the split's permutation; default the run's seed. Folds trained "
+                    "from different seeds keep one split: give each run its own seed and "
+                    "this one the same.")
 
     @model_validator(mode="after")
     def _fractions(self) -> SplitConfig:

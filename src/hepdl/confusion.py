@@ -29,6 +29,7 @@ from hepdl.generate.ising import CRITICAL_TEMPERATURE
 from hepdl.phases import (
     STUDY_TEMPERATURES,
     check_file_source,
+    check_grid,
     describe_fit,
     finite_size_fit,
     lattice_data,
@@ -84,19 +85,28 @@ def confusion_peak(boundaries: Sequence[float], accuracy: Sequence[float],
     return float(np.clip(-slope / (2 * curvature), b[best - 1], b[best + 1]))
 
 
-def peak_resolved(accuracy: Sequence[float], n_test: int, sigmas: float = 3.0) -> bool:
+def peak_resolved(accuracy: Sequence[float], n_test: int, sigmas: float = 3.0,
+                  network_accuracy: Sequence[Sequence[float]] | None = None) -> bool:
     """Whether the best accuracy stands above those at both ends of the range by more than
-    ``sigmas`` binomial standard errors of a difference of two accuracies measured on
-    ``n_test`` events each, sqrt(2 p (1 - p) / n), p the mean accuracy (at least one event
-    wrong in either direction): a flat curve's highest point is noise. Three sigma, because the
-    best of many trials is taken (at two, a flat curve of 18 trials passes about 5% of the
-    time).
-    The test events are the same at every boundary, which correlates the accuracies and makes
-    the test conservative; the spread between retrained networks is not counted."""
+    ``sigmas`` standard errors of a difference of two accuracies: a flat curve's highest point
+    is noise. Three sigma, because the best of many trials is taken (at two, a flat curve of
+    18 trials passes about 5% of the time).
+
+    The error of one trial's accuracy is binomial on its ``n_test`` events, p (1 - p) / n with
+    p the mean accuracy (at least one event wrong in either direction). With K networks per
+    trial (``network_accuracy``, one list per trial: the folds of :func:`trial_accuracy`),
+    it is at least the scatter of their accuracies, var(a_k) / K pooled over the trials, which
+    holds the spread between retrained networks as well as the test events' own. The test
+    events are the same at every boundary, which correlates the accuracies and makes the test
+    conservative; with a single network per trial, the spread between retrained networks is
+    not counted."""
     acc = np.asarray(accuracy, float)
     p = float(np.clip(acc.mean(), 1.0 / n_test, 1.0 - 1.0 / n_test))
-    error = np.sqrt(2 * p * (1 - p) / n_test)
-    return bool(acc.max() - max(acc[0], acc[-1]) > sigmas * error)
+    variance = p * (1 - p) / n_test
+    if network_accuracy is not None and min(len(each) for each in network_accuracy) > 1:
+        scatter = np.mean([np.var(each, ddof=1) / len(each) for each in network_accuracy])
+        variance = max(variance, float(scatter))
+    return bool(acc.max() - max(acc[0], acc[-1]) > sigmas * np.sqrt(2 * variance))
 
 
 def _temperatures(data_file: Path) -> np.ndarray:
@@ -128,11 +138,12 @@ def held_out_accuracy(run: Path) -> tuple[float, int]:
 
 def trial_accuracy(config: Config, data_file: Path, boundary: float, run: Path, name: str,
                    folds: int = 1, console=None) -> tuple[float, int, list[float]]:
-    """Train on labels T < ``boundary`` and return the test accuracy, the number of test
-    events and the accuracy of each network. With ``folds`` K > 1, K networks each test one
-    fold of the events (``split.folds``) and the accuracy is over all of them: every
-    configuration tested once, by a network that never saw it, and K networks' training
-    fluctuations averaged."""
+    """Train on labels T < ``boundary`` into ``run`` and return the test accuracy, the number
+    of test events and the accuracy of each network. With ``folds`` K > 1, K networks, in
+    ``run-fold<k>of<K>``, each test one fold of the events (``split.folds``, one permutation
+    for all) and start from their own seed (initial weights, batch order); the accuracy is
+    over all of them: every configuration is tested once, by a network that never saw it, and
+    the spread between the K networks measures the error (:func:`peak_resolved`)."""
     labelled = relabelled(data_file, boundary)
     if folds == 1:
         train_on(config, labelled, {}, run, name, console)
@@ -140,10 +151,15 @@ def trial_accuracy(config: Config, data_file: Path, boundary: float, run: Path, 
         return value, n_test, [value]
     correct, n_test, each = 0, 0, []
     for fold in range(folds):
-        split = config.data.split.model_copy(update={"folds": folds, "fold": fold})
-        trial = config.model_copy(update={"data": config.data.model_copy(update={"split": split})})
-        train_on(trial, labelled, {}, run / f"fold{fold}", f"{name}-fold{fold}", console)
-        value, n = held_out_accuracy(run / f"fold{fold}")
+        split = config.data.split.model_copy(update={
+            "folds": folds, "fold": fold,
+            "seed": config.seed if config.data.split.seed is None else config.data.split.seed})
+        trial = config.model_copy(update={
+            "seed": config.seed + 1000 * fold,
+            "data": config.data.model_copy(update={"split": split})})
+        where = run.with_name(f"{run.name}-fold{fold}of{folds}")
+        train_on(trial, labelled, {}, where, f"{name}-fold{fold}of{folds}", console)
+        value, n = held_out_accuracy(where)
         correct += round(value * n)
         n_test += n
         each.append(value)
@@ -153,15 +169,15 @@ def trial_accuracy(config: Config, data_file: Path, boundary: float, run: Path, 
 def run_confusion_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out: Path,
                         low: float = 1.8, high: float = 2.7, per_temperature: int = 1000,
                         workers: int = 1, folds: int = 1,
-                        temperatures: Sequence[float] = STUDY_TEMPERATURES,
-                        console=None) -> dict:
+                        temperatures: Sequence[float] | None = None, console=None) -> dict:
     """For each lattice size and each trial boundary b in [``low``, ``high``]: train on every
     temperature labelled T < b and take the test accuracy (over ``folds`` networks, each
     testing one fold: :func:`trial_accuracy`); the peak over b is T_c(L); then the finite-size
     fit over the sizes whose peak is resolved (:func:`peak_resolved`). Returns (and writes to
     ``out/confusion.json``) every number. The config's selection of temperatures
     (examples/ising.yaml's extremes) is set aside: every temperature is trained on. A missing
-    data file is made on ``temperatures``."""
+    data file is made on ``temperatures`` (by default :data:`STUDY_TEMPERATURES`); when they
+    are given, the files there must be on them too."""
     check_file_source(config)
     if config.task != "classification":
         raise ConfigError("train.loss", "learning by confusion measures a classifier's accuracy: "
@@ -175,27 +191,28 @@ def run_confusion_study(config: Config, *, sizes: Sequence[int], data_dir: Path,
         raise ConfigError("--folds", f"{folds} folds leave no training events beside "
                                      f"data.split.val = {config.data.split.val}")
     out = Path(out)
-    grid = np.round(np.asarray(temperatures, float), 4)
-    temperatures = {}
+    grid = np.unique(np.round(np.asarray(
+        STUDY_TEMPERATURES if temperatures is None else temperatures, float), 4))
+    check_grid(data_dir, sizes, temperatures)
+    files = {}
     grids = {}  # every range checked before any data is made or trained
     for size in sizes:
         data_file = Path(data_dir) / f"ising_L{size}.h5"
-        temperatures[size] = np.round(_temperatures(data_file), 4) if data_file.is_file() \
-            else grid
-        grids[size] = trial_boundaries(temperatures[size], low, high)
+        files[size] = np.round(_temperatures(data_file), 4) if data_file.is_file() else grid
+        grids[size] = trial_boundaries(files[size], low, high)
     # the temperatures outside the range set how far the phases are told apart (the arms of
     # the accuracy): sizes trained on different grids peak on unlike curves, not one fit
-    # (a missing file is made on the study grid, which may not be the other files' grid)
+    # (a missing file is made on the grid given, which may not be the other files' grid)
     first = sizes[0]
     for size in sizes[1:]:
-        mine, theirs = temperatures[size], temperatures[first]
+        mine, theirs = files[size], files[first]
         if len(mine) != len(theirs) or not np.allclose(mine, theirs):
             only = sorted(set(mine.tolist()) ^ set(theirs.tolist()))
             raise ConfigError("--data-dir", (
                 f"L = {size} and L = {first} are on different temperature grids ({len(mine)} "
                 f"and {len(theirs)} temperatures; T = {only[0]:g} in one only): give every "
-                f"size data on one grid in {data_dir} (a missing file is made on the study "
-                "grid)"))
+                f"size data on one grid in {data_dir} (a missing file is made on "
+                "--temperatures, by default the study grid)"))
     sizes_done = []
     for size in sizes:
         data_file = lattice_data(data_dir, size, per_temperature=per_temperature,
@@ -212,7 +229,8 @@ def run_confusion_study(config: Config, *, sizes: Sequence[int], data_dir: Path,
                 console.print(f"L = {size}, labels T < {b:.4f}: test accuracy {value:.2%} "
                               f"({n_test} events)")
         peak = confusion_peak(boundaries, accuracy)
-        resolved = peak is not None and peak_resolved(accuracy, n_test)
+        resolved = peak is not None and peak_resolved(accuracy, n_test,
+                                                      network_accuracy=networks)
         sizes_done.append({"size": size, "boundaries": boundaries, "accuracy": accuracy,
                            "n_test": n_test, "folds": folds, "network_accuracy": networks,
                            "peak": peak, "resolved": resolved})

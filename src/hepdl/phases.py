@@ -159,6 +159,29 @@ def check_file_source(config: Config) -> None:
         raise ConfigError("data.source", "the Ising study needs a file source (kind: hdf5)")
 
 
+def check_grid(data_dir: Path, sizes: Sequence[int],
+               temperatures: Sequence[float] | None) -> None:
+    """Refuse a data file in ``data_dir`` on another grid than ``temperatures``, when they are
+    given: the study would run on the file's grid, not the one asked for."""
+    import h5py
+
+    if temperatures is None:
+        return
+    grid = np.unique(np.round(np.asarray(temperatures, float), 4))
+    for size in sizes:
+        data_file = Path(data_dir) / f"ising_L{size}.h5"
+        if not data_file.is_file():
+            continue
+        with h5py.File(data_file, "r") as f:
+            held = np.unique(np.round(f["temperature"][:], 4))
+        if len(held) != len(grid) or not np.allclose(held, grid):
+            only = sorted(set(held.tolist()) ^ set(grid.tolist()))[0]
+            raise ConfigError("--temperatures", (
+                f"{data_file} holds {len(held)} temperatures, not the {len(grid)} given "
+                f"(T = {only:g} in one only): move it away to make it on the grid given, or "
+                "leave out --temperatures"))
+
+
 def lattice_data(data_dir: Path, size: int, *, per_temperature: int = 1000, workers: int = 1,
                  temperatures: Sequence[float] = STUDY_TEMPERATURES, console=None) -> Path:
     """``data_dir/ising_L<size>.h5``, made on ``temperatures`` (by default the study grid,
@@ -195,8 +218,9 @@ def train_on(config: Config, data_file: Path, select: dict, run: Path, name: str
 def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out: Path,
                     per_temperature: int = 1000, workers: int = 1, training: str = "extremes",
                     boundary: float | None = None,
-                    temperatures: Sequence[float] = STUDY_TEMPERATURES, console=None) -> dict:
-    """For each lattice size: make the data if missing (on ``temperatures``), train, score
+                    temperatures: Sequence[float] | None = None, console=None) -> dict:
+    """For each lattice size: make the data if missing (on ``temperatures``, by default
+    :data:`STUDY_TEMPERATURES`; when given, the files there must be on them too), train, score
     every temperature; then the finite-size fit. Returns (and writes to ``out/phases.json``)
     every number.
 
@@ -213,12 +237,20 @@ def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out
                                         "it needs --training all")
     check_file_source(config)
     out = Path(out)
+    grid = STUDY_TEMPERATURES if temperatures is None else temperatures
+    check_grid(data_dir, sizes, temperatures)
+    select = {} if training == "all" else (
+        config.data.source.select or {"temperature": TRAINING_RANGES})
+    if training == "extremes" and not config.data.source.select:
+        low, high = TRAINING_RANGES[0][1], TRAINING_RANGES[1][0]
+        if min(grid) > low or max(grid) < high:
+            raise ConfigError("--temperatures", f"trained on T <= {low} and T >= {high}, but "
+                                                f"the grid runs from {min(grid):g} to "
+                                                f"{max(grid):g}")
     curves = []
     for size in sizes:
         data_file = lattice_data(data_dir, size, per_temperature=per_temperature,
-                                 workers=workers, temperatures=temperatures, console=console)
-        select = {} if training == "all" else (
-            config.data.source.select or {"temperature": TRAINING_RANGES})
+                                 workers=workers, temperatures=grid, console=console)
         trained_on = data_file if boundary is None else relabelled(data_file, boundary)
         train_on(config, trained_on, select, out / f"L{size}", f"L{size}", console)
         curves.append(phase_curve(out / f"L{size}", data_file, size))

@@ -279,13 +279,24 @@ def load_dataset(data: DataConfig, task: str = "classification", path=None,
 
 def split_indices(n: int, split: SplitConfig, seed: int) -> dict[str, np.ndarray]:
     """Random train/val/test indices by fraction, or by fold (``split.folds``); the same for
-    the same ``n`` and ``seed``, so the folds of one seed never share an event."""
-    order = np.random.default_rng(seed).permutation(n)
+    the same ``n`` and seed (``split.seed``, else ``seed``), so the folds of one seed never
+    share an event.
+
+    Raises
+    ------
+    DataError
+        With folds, when the validation events leave none to train on beside the test fold.
+    """
+    order = np.random.default_rng(seed if split.seed is None else split.seed).permutation(n)
     if split.folds is not None:
         edges = np.linspace(0, n, split.folds + 1).round().astype(int)
         test = order[edges[split.fold]:edges[split.fold + 1]]
         rest = np.concatenate([order[:edges[split.fold]], order[edges[split.fold + 1]:]])
         n_val = int(round(split.val * n))
+        if len(rest) - n_val < 1:
+            raise DataError("data.split.val", f"{n_val} validation events of {n} leave none to "
+                                              f"train on beside fold {split.fold} of "
+                                              f"{split.folds}")
         return {"train": np.sort(rest[n_val:]), "val": np.sort(rest[:n_val]),
                 "test": np.sort(test)}
     n_train = int(round(split.train * n))

@@ -41,13 +41,21 @@ def best_roc(config: Config, study, n_best: int = 3):
     if not best:
         return None
     runs = [Run.load(t.user_attrs["run"]) for t in best]
-    test = load_split(runs[0].config.data, runs[0].config.task, runs[0].config.seed, "test")
+    tests = {}  # each run on its own test split: a scan over seed or split.fold moves it
+
+    def test_split(run):
+        key = (run.config.data.model_dump_json(), run.config.seed)
+        if key not in tests:
+            tests[key] = load_split(run.config.data, run.config.task, run.config.seed, "test")
+        return tests[key]
+
     names = runs[0].spec["class_names"]
     signals = [1] if len(names) == 2 else list(range(len(names)))
     styles = ["-", "--", ":", "-."]
     with _style():
         fig, axes = _figure(min(len(signals), 2), -(-len(signals) // 2), size=(6.5, 5.5))
         for trial, run, style in zip(best, runs, styles, strict=False):
+            test = test_split(run)
             scores = predict(run.network(), test).scores
             for ax, c in zip(axes.flat, signals, strict=False):
                 eff_s, eff_b = roc(test.labels == c, scores[:, c])
