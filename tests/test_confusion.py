@@ -53,6 +53,11 @@ def test_the_networks_scatter_counts_when_larger_than_the_binomial_error():
     # three networks per trial scattering by 1.5%: 0.87% on a mean, 1.2% on a difference
     scattered = [[a - 0.015, a, a + 0.015] for a in curve]
     assert not peak_resolved(curve, n_test=43_000, network_accuracy=scattered)
+    # just either side of 3 sigma: var(a_k, ddof=1) / K, and sqrt(2) for a difference
+    # (resolved while s**2 / 3 < (0.01 / 3)**2 / 2, s < 0.00408)
+    for s, resolved in ((0.0039, True), (0.0042, False)):
+        folds = [[a - s, a, a + s] for a in curve]
+        assert peak_resolved(curve, n_test=43_000, network_accuracy=folds) is resolved, s
     # networks that agree: the binomial error stays the floor
     agreeing = [[a, a, a] for a in curve]
     assert peak_resolved(curve, n_test=43_000, network_accuracy=agreeing)
@@ -249,13 +254,18 @@ def test_a_file_with_more_configurations_at_some_temperatures_is_refused(tmp_pat
                             low=2.0, high=2.4)
 
 
-def test_k_folds_test_every_configuration_once(tmp_path):
+def test_k_folds_test_every_configuration_once(tmp_path, monkeypatch):
+    import hepdl.confusion
     from hepdl.config import config_from_dict
     from hepdl.confusion import run_confusion_study
     from hepdl.data import split_indices
     from hepdl.runs import Run
 
-    two_phases(tmp_path / "ising_L6.h5", below=2.2, per_temperature=60)
+    judged = []  # what the study gives the peak rule
+    rule = hepdl.confusion.peak_resolved
+    monkeypatch.setattr(hepdl.confusion, "peak_resolved", lambda *args, **kwargs: judged.append(
+        kwargs["network_accuracy"]) or rule(*args, **kwargs))
+    two_phases(tmp_path / "ising_L6.h5", below=2.2, per_temperature=61)  # 488: 163, 162, 163
     config = config_from_dict({
         "name": "ising", "seed": 1, "runs_dir": str(tmp_path / "runs"),
         "data": {"source": {"kind": "hdf5", "path": "unused.h5", "inputs": {"spins": "spins"},
@@ -269,7 +279,8 @@ def test_k_folds_test_every_configuration_once(tmp_path):
                                  low=2.1, high=2.3, folds=3)
     (size,) = result["sizes"]
     assert size["boundaries"] == pytest.approx([2.1, 2.2, 2.3])
-    assert size["n_test"] == 8 * 60 and size["folds"] == 3  # every configuration, once
+    assert size["n_test"] == 8 * 61 and size["folds"] == 3  # every configuration, once
+    assert judged == [size["network_accuracy"]]
     for b, accuracy, each in zip(size["boundaries"], size["accuracy"],
                                  size["network_accuracy"], strict=True):
         runs = [Run.load(tmp_path / "study" / "L6" / f"below{b:.4f}-fold{k}of3")
@@ -278,9 +289,9 @@ def test_k_folds_test_every_configuration_once(tmp_path):
         assert [run.config.data.split.fold for run in runs] == [0, 1, 2]
         assert {run.config.data.split.seed for run in runs} == {1}
         assert len({run.config.seed for run in runs}) == 3
-        tested = [split_indices(8 * 60, run.config.data.split, run.config.seed)["test"]
+        tested = [split_indices(8 * 61, run.config.data.split, run.config.seed)["test"]
                   for run in runs]
-        assert len(np.unique(np.concatenate(tested))) == 8 * 60
+        assert len(np.unique(np.concatenate(tested))) == 8 * 61
         assert [run.metrics["n_events"] for run in runs] == [len(t) for t in tested]
         assert each == [run.metrics["accuracy"] for run in runs]
         # the events' accuracy: each network's weighted by the events it tested
@@ -331,8 +342,9 @@ def test_missing_files_are_made_on_the_given_grid(tmp_path, monkeypatch):
     # a file already there on another grid than the one given is refused, in both studies
     for study, options in ((run_confusion_study, {"low": 2.0, "high": 2.4}),
                            (run_phase_study, {"training": "all"})):
-        with pytest.raises(ConfigError, match=r"--temperatures: .*ising_L6.h5 holds 8 "
-                                              r"temperatures, not the 9 given \(T = 2.75 in one"):
+        with pytest.raises(ConfigError, match=r"--temperatures: .*ising_L6.h5 is on another "
+                                              r"grid \(8 temperatures\) than the 9 given "
+                                              r"\(T = 2.75 in one only\)"):
             study(config, sizes=[6], data_dir=tmp_path, out=tmp_path / "s",
                   temperatures=[*grid, 2.75], **options)
     # the extremes (T <= 1.75, T >= 2.75) need a grid that reaches them, checked first
@@ -341,6 +353,11 @@ def test_missing_files_are_made_on_the_given_grid(tmp_path, monkeypatch):
         run_phase_study(config, sizes=[12], data_dir=tmp_path, out=tmp_path / "s",
                         temperatures=[2.0, 2.5])
     assert not (tmp_path / "ising_L12.h5").exists() and not (tmp_path / "s").exists()
+    # and on the grid of a file already there (two_phases: 1.95 to 2.65)
+    with pytest.raises(ConfigError, match=r"--temperatures: trained on T <= 1.75 and T >= 2.75, "
+                                          r"but the grid of .*ising_L6.h5 runs from 1.95 to "
+                                          r"2.65"):
+        run_phase_study(config, sizes=[6], data_dir=tmp_path, out=tmp_path / "s")
 
 
 def _file_temperatures(path):
@@ -374,6 +391,8 @@ def test_cli_takes_a_fine_grid_inside_a_coarse_one_and_folds(tmp_path, cli, monk
     assert used[-1]["temperatures"] == [1.8, 1.85, 1.9, 2.1, 2.12, 2.14, 3.0]
     assert cli("study", "ising", path, *out).exit_code == 0
     assert used[-1]["temperatures"] is None  # the files' grid; a missing file on the study's
+    assert cli("study", "ising", path, *out, "--temperatures", "2:2.001:0.0001").exit_code == 0
+    assert len(used[-1]["temperatures"]) == 11  # steps of 1e-4 are told apart
     for options, named in ((["--folds", "3"], "--folds: is for --training confusion"),
                            (["--temperatures", "2.1:2.0:0.1"], "--temperatures: expected start"),
                            (["--temperatures", "0:1:0.5"], "--temperatures: expected "
@@ -383,7 +402,9 @@ def test_cli_takes_a_fine_grid_inside_a_coarse_one_and_folds(tmp_path, cli, monk
                            (["--temperatures", "1:2"], "--temperatures: expected start"),
                            (["--temperatures", "1:3:1e-12"], "--temperatures: 1:3:1e-12 makes "
                                                              "2000000000001 temperatures"),
+                           (["--temperatures", "1:1e308:1e-300"], "--temperatures: "
+                                                                  "1:1e308:1e-300 makes inf"),
                            (["--temperatures", "2.1,2.10001"], "--temperatures: 2.1 and 2.10001 "
-                                                               "are closer than 1e-4")):
+                                                               "are the same to 4 decimals")):
         result = cli("study", "ising", path, *out, *options)
         assert result.exit_code == 2 and named in one_error_line(result), options

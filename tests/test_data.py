@@ -183,16 +183,23 @@ def test_the_loaders_test_the_fold(tmp_path):
     from hepdl.data.streaming import load_together, streaming_splits
 
     path = tmp_path / "numbered.h5"
+    numbers = np.arange(300, dtype=np.float32)[:, None] * np.ones(3, np.float32)
     with h5py.File(path, "w") as f:  # each event carries its own number
-        f["x"] = np.arange(300, dtype=np.float32)[:, None] * np.ones(3, np.float32)
+        f["x"] = numbers
         f["label"] = np.arange(300) % 2
+    np.savez(tmp_path / "numbered.npz", x=numbers, label=np.arange(300) % 2)
     for fold in range(3):
         split = {"folds": 3, "fold": fold, "val": 0.1, "seed": 7}
         expected = split_indices(300, SplitConfig(**split), seed=0)
-        data = DataConfig(source={"kind": "hdf5", "path": str(path), "inputs": {"x": "x"},
-                                  "label": "label"}, split=split)
-        for splits in (load_splits(data, "classification", seed=1),
-                       load_together(streaming_splits(data, "classification", seed=1))):
+
+        def data(kind, suffix, split=split):
+            return DataConfig(source={"kind": kind, "path": str(path.with_suffix(suffix)),
+                                      "inputs": {"x": "x"}, "label": "label"}, split=split)
+
+        for splits in (load_splits(data("npz", ".npz"), "classification", seed=1),  # in memory
+                       load_splits(data("hdf5", ".h5"), "classification", seed=1),  # by block
+                       load_together(streaming_splits(data("hdf5", ".h5"), "classification",
+                                                      seed=1))):
             for name in ("train", "val", "test"):  # split.seed, not the run's, sets them
                 np.testing.assert_array_equal(splits[name].inputs["x"][:, 0], expected[name])
     with pytest.raises(DataError, match=r"data.split.val: 10 validation events of 12 leave none "
@@ -205,6 +212,7 @@ def test_the_loaders_test_the_fold(tmp_path):
     ({"folds": 4, "val": 0.75}, "split.val (0.75) leaves no training events beside 1 of 4"),
     ({"fold": 1}, "split.fold needs split.folds"),
     ({"folds": 1}, "greater than or equal to 2"),
+    ({"folds": 3, "seed": -1}, "greater than or equal to 0"),
     ({"folds": 2, "files": {"train": "a.h5", "test": "b.h5"}}, "folds and split.files exclude"),
 ])
 def test_bad_folds_are_named(split, error):

@@ -359,7 +359,8 @@ def study_ising(
                     "the events (k-fold), so every configuration is tested once.")] = 1,
     temperatures: Annotated[str | None, typer.Option(
         help="The grid of the data files the study makes (those it lacks), as for hepdl data "
-             "make ising [default: Mehta's grid and 0.05 steps from 1.8 to 2.7].")] = None,
+             "make ising; files already there must be on it [default: Mehta's grid and 0.05 "
+             "steps from 1.8 to 2.7].")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override a field of the config.")] = [],  # noqa: B006
 ):
     """Critical-set accuracy and T_c where P(ordered) = 1/2, per lattice size, extrapolated to
@@ -516,10 +517,11 @@ def _temperatures(text: str) -> list[float]:
                 start, stop, step = numbers
                 if step <= 0 or stop < start:
                     raise ValueError
-                steps = int(round((stop - start) / step))
-                if steps >= 10_000:  # a mistyped step, not a grid
-                    raise ConfigError("--temperatures", f"{piece} makes {steps + 1} "
+                steps = (stop - start) / step
+                if not steps < 10_000:  # a mistyped step, not a grid (inf and nan too)
+                    raise ConfigError("--temperatures", f"{piece} makes {steps + 1:.0f} "
                                                         "temperatures; at most 10000")
+                steps = int(round(steps))
                 grid.update(round(start + i * step, 6) for i in range(steps + 1))
             else:
                 grid.add(numbers[0])
@@ -529,10 +531,12 @@ def _temperatures(text: str) -> list[float]:
     if min(grid) <= 0:
         raise ConfigError("--temperatures", f"expected temperatures above 0, got {min(grid):g}")
     grid = sorted(grid)
-    close = [(a, b) for a, b in zip(grid, grid[1:], strict=False) if b - a < 1e-4]
-    if close:  # the studies tell temperatures apart to 4 decimals
-        raise ConfigError("--temperatures", f"{close[0][0]:g} and {close[0][1]:g} are closer "
-                                            "than 1e-4")
+    rounded = [round(t, 4) for t in grid]
+    same = [(a, b) for a, b, ra, rb in zip(grid, grid[1:], rounded, rounded[1:], strict=False)
+            if ra == rb]
+    if same:  # the studies tell temperatures apart to 4 decimals
+        raise ConfigError("--temperatures", f"{same[0][0]:g} and {same[0][1]:g} are the same "
+                                            "to 4 decimals")
     return grid
 
 

@@ -192,7 +192,8 @@ STREAMING_KINDS = ("hdf5", "lcd")
 
 
 class SplitConfig(Section):
-    """How events are split: by fractions with the run's seed, by k-fold, or by separate files.
+    """How events are split: by fractions or by k-fold (a permutation seeded by ``seed``, else
+    the run's), or by separate files.
 
     With ``folds: K`` the seeded permutation of the events is cut into K equal folds: fold
     ``fold`` is the test split, ``val`` of all events comes from the others and the rest trains
@@ -219,7 +220,7 @@ class SplitConfig(Section):
         description="k-fold: cut the events into this many folds, one of them the test split.")
     fold: int = Field(default=0, ge=0, description="With folds: which fold is the test split.")
     seed: int | None = Field(
-        default=None,
+        default=None, ge=0,
         description="Seed of the split's permutation; default the run's seed. Folds trained "
                     "from different seeds keep one split: give each run its own seed and "
                     "this one the same.")
@@ -720,7 +721,8 @@ class Config(Section):
         default="run", pattern=r"^[A-Za-z0-9_.+-]+$",
         description="Name of the run (its directory under runs_dir).")
     seed: int = Field(
-        default=1, ge=0, description="Seed of the split, initialization and batch order.")
+        default=1, ge=0,
+        description="Seed of the split (unless data.split.seed), initialization and batch order.")
     runs_dir: str = Field(default="runs", description="Where run directories are created.")
     data: DataConfig = Field(description="The events: source, split, streaming.")
     preprocess: dict[str, list[TransformSpec]] = Field(

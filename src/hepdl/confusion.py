@@ -97,9 +97,10 @@ def peak_resolved(accuracy: Sequence[float], n_test: int, sigmas: float = 3.0,
     trial (``network_accuracy``, one list per trial: the folds of :func:`trial_accuracy`),
     it is at least the scatter of their accuracies, var(a_k) / K pooled over the trials, which
     holds the spread between retrained networks as well as the test events' own. The test
-    events are the same at every boundary, which correlates the accuracies and makes the test
-    conservative; with a single network per trial, the spread between retrained networks is
-    not counted."""
+    events (and, with folds, each fold's seed) are the same at every boundary, which
+    correlates the accuracies: the error of a difference taken as sqrt(2) that of one trial
+    is conservative. With a single network per trial, the spread between retrained networks
+    is not counted."""
     acc = np.asarray(accuracy, float)
     p = float(np.clip(acc.mean(), 1.0 / n_test, 1.0 - 1.0 / n_test))
     variance = p * (1 - p) / n_test

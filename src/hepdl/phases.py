@@ -159,12 +159,18 @@ def check_file_source(config: Config) -> None:
         raise ConfigError("data.source", "the Ising study needs a file source (kind: hdf5)")
 
 
+def file_temperatures(data_file: Path) -> np.ndarray:
+    """The temperatures of an Ising file, each once, to 4 decimals."""
+    import h5py
+
+    with h5py.File(data_file, "r") as f:
+        return np.unique(np.round(f["temperature"][:], 4))
+
+
 def check_grid(data_dir: Path, sizes: Sequence[int],
                temperatures: Sequence[float] | None) -> None:
     """Refuse a data file in ``data_dir`` on another grid than ``temperatures``, when they are
     given: the study would run on the file's grid, not the one asked for."""
-    import h5py
-
     if temperatures is None:
         return
     grid = np.unique(np.round(np.asarray(temperatures, float), 4))
@@ -172,14 +178,13 @@ def check_grid(data_dir: Path, sizes: Sequence[int],
         data_file = Path(data_dir) / f"ising_L{size}.h5"
         if not data_file.is_file():
             continue
-        with h5py.File(data_file, "r") as f:
-            held = np.unique(np.round(f["temperature"][:], 4))
+        held = file_temperatures(data_file)
         if len(held) != len(grid) or not np.allclose(held, grid):
             only = sorted(set(held.tolist()) ^ set(grid.tolist()))[0]
             raise ConfigError("--temperatures", (
-                f"{data_file} holds {len(held)} temperatures, not the {len(grid)} given "
-                f"(T = {only:g} in one only): move it away to make it on the grid given, or "
-                "leave out --temperatures"))
+                f"{data_file} is on another grid ({len(held)} temperatures) than the "
+                f"{len(grid)} given (T = {only:g} in one only): move it away to make it on "
+                "the grid given, or leave out --temperatures"))
 
 
 def lattice_data(data_dir: Path, size: int, *, per_temperature: int = 1000, workers: int = 1,
@@ -193,7 +198,9 @@ def lattice_data(data_dir: Path, size: int, *, per_temperature: int = 1000, work
         if console is not None:
             console.print(f"making {data_file} ({len(temperatures)} temperatures, "
                           f"{per_temperature} configurations each)")
-        make_ising(data_file, size=size, temperatures=[float(t) for t in temperatures],
+        # to 4 decimals, as the studies compare grids: one --temperatures, one file
+        grid = np.unique(np.round(np.asarray(temperatures, float), 4))
+        make_ising(data_file, size=size, temperatures=grid.tolist(),
                    per_temperature=per_temperature, workers=workers)
     return data_file
 
@@ -243,10 +250,14 @@ def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out
         config.data.source.select or {"temperature": TRAINING_RANGES})
     if training == "extremes" and not config.data.source.select:
         low, high = TRAINING_RANGES[0][1], TRAINING_RANGES[1][0]
-        if min(grid) > low or max(grid) < high:
-            raise ConfigError("--temperatures", f"trained on T <= {low} and T >= {high}, but "
-                                                f"the grid runs from {min(grid):g} to "
-                                                f"{max(grid):g}")
+        for size in sizes:  # on the grid of each file, there or to be made
+            data_file = Path(data_dir) / f"ising_L{size}.h5"
+            held = file_temperatures(data_file) if data_file.is_file() else grid
+            if min(held) > low or max(held) < high:
+                raise ConfigError("--temperatures", (
+                    f"trained on T <= {low} and T >= {high}, but the grid "
+                    f"{'of ' + str(data_file) + ' ' if data_file.is_file() else ''}runs from "
+                    f"{min(held):g} to {max(held):g}"))
     curves = []
     for size in sizes:
         data_file = lattice_data(data_dir, size, per_temperature=per_temperature,
