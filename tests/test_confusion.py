@@ -354,10 +354,14 @@ def test_missing_files_are_made_on_the_given_grid(tmp_path, monkeypatch):
                         temperatures=[2.0, 2.5])
     assert not (tmp_path / "ising_L12.h5").exists() and not (tmp_path / "s").exists()
     # and on the grid of a file already there (two_phases: 1.95 to 2.65)
-    with pytest.raises(ConfigError, match=r"--temperatures: trained on T <= 1.75 and T >= 2.75, "
+    with pytest.raises(ConfigError, match=r"--data-dir: trained on T <= 1.75 and T >= 2.75, "
                                           r"but the grid of .*ising_L6.h5 runs from 1.95 to "
                                           r"2.65"):
         run_phase_study(config, sizes=[6], data_dir=tmp_path, out=tmp_path / "s")
+    # a file there that is not an Ising file: one line, not a traceback
+    (tmp_path / "ising_L9.h5").write_text("not HDF5")
+    with pytest.raises(DataError, match=r"ising_L9.h5"):
+        run_phase_study(config, sizes=[9], data_dir=tmp_path, out=tmp_path / "s")
 
 
 def _file_temperatures(path):

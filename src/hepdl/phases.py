@@ -160,11 +160,22 @@ def check_file_source(config: Config) -> None:
 
 
 def file_temperatures(data_file: Path) -> np.ndarray:
-    """The temperatures of an Ising file, each once, to 4 decimals."""
+    """The temperatures of an Ising file, each once, to 4 decimals.
+
+    Raises
+    ------
+    DataError
+        The file is not readable HDF5, or has no ``temperature`` dataset.
+    """
     import h5py
 
-    with h5py.File(data_file, "r") as f:
-        return np.unique(np.round(f["temperature"][:], 4))
+    from hepdl.data.readers import open_hdf5
+
+    with open_hdf5(data_file) as f:
+        node = f.get("temperature")
+        if not isinstance(node, h5py.Dataset):
+            raise DataError(str(data_file), "has no 'temperature' dataset")
+        return np.unique(np.round(node[:], 4))
 
 
 def check_grid(data_dir: Path, sizes: Sequence[int],
@@ -254,7 +265,7 @@ def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out
             data_file = Path(data_dir) / f"ising_L{size}.h5"
             held = file_temperatures(data_file) if data_file.is_file() else grid
             if min(held) > low or max(held) < high:
-                raise ConfigError("--temperatures", (
+                raise ConfigError("--data-dir" if data_file.is_file() else "--temperatures", (
                     f"trained on T <= {low} and T >= {high}, but the grid "
                     f"{'of ' + str(data_file) + ' ' if data_file.is_file() else ''}runs from "
                     f"{min(held):g} to {max(held):g}"))
