@@ -307,8 +307,8 @@ def test_folds_are_checked_before_anything_is_made(tmp_path):
         "name": "ising", "data": {"source": {"kind": "hdf5", "path": "x.h5",
                                              "inputs": {"spins": "spins"}, "label": "label"},
                                   "split": {"train": 0.4, "val": 0.5, "test": 0.1}}})
-    with pytest.raises(ConfigError, match=r"--folds: 2 folds leave no training events beside "
-                                          r"data.split.val = 0.5"):
+    with pytest.raises(ConfigError, match=r"^--folds: split.val \(0.5\) leaves no training "
+                                          r"events beside 1 of 2 folds for the test$"):
         run_confusion_study(config, sizes=[6], data_dir=tmp_path, out=tmp_path / "s", folds=2)
     assert not (tmp_path / "ising_L6.h5").exists()
 

@@ -792,7 +792,7 @@ def _error_line(error: ValidationError, origin: str) -> ConfigError:
     if isinstance(value, dict) and len(repr(value)) > 80:
         got = ""
     more = f" [+{error.error_count() - 1} more]" if error.error_count() > 1 else ""
-    where = f"{origin}: {path}" if origin else path
+    where = f"{origin}: {path}" if origin and path else origin or path
     # pydantic prefixes the messages of hepdl's own validators: the message is what matters
     message = first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     return ConfigError(where, f"{message}{got}{more}")

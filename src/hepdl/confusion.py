@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
-from hepdl.config import Config
+from hepdl.config import Config, SplitConfig, _error_line
 from hepdl.errors import ConfigError, DataError
 from hepdl.generate.ising import CRITICAL_TEMPERATURE
 from hepdl.phases import (
@@ -31,7 +32,9 @@ from hepdl.phases import (
     check_file_source,
     check_grid,
     describe_fit,
+    file_temperatures,
     finite_size_fit,
+    grid_difference,
     lattice_data,
     plot_finite_size,
     relabelled,
@@ -111,17 +114,10 @@ def peak_resolved(accuracy: Sequence[float], n_test: int, sigmas: float = 3.0,
 
 
 def _temperatures(data_file: Path) -> np.ndarray:
-    """The file's temperatures, each held by the same number of configurations: a boundary
-    with more configurations on one side could be placed by that alone."""
-    import h5py
-
-    from hepdl.data.readers import open_hdf5
-
-    with open_hdf5(data_file) as f:
-        node = f.get("temperature")
-        if not isinstance(node, h5py.Dataset):
-            raise DataError(str(data_file), "has no 'temperature' dataset")
-        temperatures, counts = np.unique(node[:], return_counts=True)
+    """The file's temperatures (to 4 decimals), each held by the same number of
+    configurations: a boundary with more configurations on one side could be placed by that
+    alone."""
+    temperatures, counts = file_temperatures(data_file)
     if counts.min() != counts.max():
         raise DataError(str(data_file), f"holds {counts.min()} to {counts.max()} configurations "
                                         f"per temperature ({counts.min()} at T = "
@@ -185,12 +181,11 @@ def run_confusion_study(config: Config, *, sizes: Sequence[int], data_dir: Path,
                                         "use cross_entropy or bce")
     if folds < 1:
         raise ConfigError("--folds", f"expected 1 (one network per trial) or more, got {folds}")
-    if folds > 1 and config.data.split.files is not None:
-        raise ConfigError("--folds", "cuts one file into folds; the config splits by "
-                                     "data.split.files")
-    if folds > 1 and config.data.split.val >= 1 - 1 / folds:
-        raise ConfigError("--folds", f"{folds} folds leave no training events beside "
-                                     f"data.split.val = {config.data.split.val}")
+    if folds > 1:  # the folds' split checked as a config's, before any data is made
+        try:
+            SplitConfig.model_validate(config.data.split.model_dump() | {"folds": folds})
+        except ValidationError as exc:
+            raise _error_line(exc, "--folds") from None
     out = Path(out)
     grid = np.unique(np.round(np.asarray(
         STUDY_TEMPERATURES if temperatures is None else temperatures, float), 4))
@@ -199,7 +194,7 @@ def run_confusion_study(config: Config, *, sizes: Sequence[int], data_dir: Path,
     grids = {}  # every range checked before any data is made or trained
     for size in sizes:
         data_file = Path(data_dir) / f"ising_L{size}.h5"
-        files[size] = np.round(_temperatures(data_file), 4) if data_file.is_file() else grid
+        files[size] = _temperatures(data_file) if data_file.is_file() else grid
         grids[size] = trial_boundaries(files[size], low, high)
     # the temperatures outside the range set how far the phases are told apart (the arms of
     # the accuracy): sizes trained on different grids peak on unlike curves, not one fit
@@ -207,11 +202,11 @@ def run_confusion_study(config: Config, *, sizes: Sequence[int], data_dir: Path,
     first = sizes[0]
     for size in sizes[1:]:
         mine, theirs = files[size], files[first]
-        if len(mine) != len(theirs) or not np.allclose(mine, theirs):
-            only = sorted(set(mine.tolist()) ^ set(theirs.tolist()))
+        only = grid_difference(mine, theirs)
+        if only is not None:
             raise ConfigError("--data-dir", (
                 f"L = {size} and L = {first} are on different temperature grids ({len(mine)} "
-                f"and {len(theirs)} temperatures; T = {only[0]:g} in one only): give every "
+                f"and {len(theirs)} temperatures; T = {only:g} in one only): give every "
                 f"size data on one grid in {data_dir} (a missing file is made on "
                 "--temperatures, by default the study grid)"))
     sizes_done = []

@@ -159,8 +159,9 @@ def check_file_source(config: Config) -> None:
         raise ConfigError("data.source", "the Ising study needs a file source (kind: hdf5)")
 
 
-def file_temperatures(data_file: Path) -> np.ndarray:
-    """The temperatures of an Ising file, each once, to 4 decimals.
+def file_temperatures(data_file: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The temperatures of an Ising file, each once, to 4 decimals, and the number of
+    configurations at each.
 
     Raises
     ------
@@ -175,7 +176,15 @@ def file_temperatures(data_file: Path) -> np.ndarray:
         node = f.get("temperature")
         if not isinstance(node, h5py.Dataset):
             raise DataError(str(data_file), "has no 'temperature' dataset")
-        return np.unique(np.round(node[:], 4))
+        return np.unique(np.round(node[:], 4), return_counts=True)
+
+
+def grid_difference(grid: np.ndarray, other: np.ndarray) -> float | None:
+    """A temperature in one of two grids (to 4 decimals) and not the other; None when they
+    are the same grid."""
+    if len(grid) == len(other) and np.allclose(grid, other):
+        return None
+    return sorted(set(grid.tolist()) ^ set(other.tolist()))[0]
 
 
 def check_grid(data_dir: Path, sizes: Sequence[int],
@@ -189,9 +198,9 @@ def check_grid(data_dir: Path, sizes: Sequence[int],
         data_file = Path(data_dir) / f"ising_L{size}.h5"
         if not data_file.is_file():
             continue
-        held = file_temperatures(data_file)
-        if len(held) != len(grid) or not np.allclose(held, grid):
-            only = sorted(set(held.tolist()) ^ set(grid.tolist()))[0]
+        held, _ = file_temperatures(data_file)
+        only = grid_difference(held, grid)
+        if only is not None:
             raise ConfigError("--temperatures", (
                 f"{data_file} is on another grid ({len(held)} temperatures) than the "
                 f"{len(grid)} given (T = {only:g} in one only): move it away to make it on "
@@ -263,7 +272,7 @@ def run_phase_study(config: Config, *, sizes: Sequence[int], data_dir: Path, out
         low, high = TRAINING_RANGES[0][1], TRAINING_RANGES[1][0]
         for size in sizes:  # on the grid of each file, there or to be made
             data_file = Path(data_dir) / f"ising_L{size}.h5"
-            held = file_temperatures(data_file) if data_file.is_file() else grid
+            held = file_temperatures(data_file)[0] if data_file.is_file() else grid
             if min(held) > low or max(held) < high:
                 raise ConfigError("--data-dir" if data_file.is_file() else "--temperatures", (
                     f"trained on T <= {low} and T >= {high}, but the grid "
