@@ -180,6 +180,8 @@ def test_k_folds_test_every_event_once():
 def test_the_loaders_test_the_fold(tmp_path):
     import h5py
 
+    from hepdl.data.dataset import load_shards
+    from hepdl.data.shards import shard
     from hepdl.data.streaming import load_together, streaming_splits
 
     path = tmp_path / "numbered.h5"
@@ -196,12 +198,21 @@ def test_the_loaders_test_the_fold(tmp_path):
             return DataConfig(source={"kind": kind, "path": str(path.with_suffix(suffix)),
                                       "inputs": {"x": "x"}, "label": "label"}, split=split)
 
+        on_demand = data("hdf5", ".h5").model_copy(update={"in_memory": False})
         for splits in (load_splits(data("npz", ".npz"), "classification", seed=1),  # in memory
                        load_splits(data("hdf5", ".h5"), "classification", seed=1),  # by block
                        load_together(streaming_splits(data("hdf5", ".h5"), "classification",
-                                                      seed=1))):
+                                                      seed=1)),
+                       load_splits(on_demand, "classification", seed=1)):  # in_memory: false
             for name in ("train", "val", "test"):  # split.seed, not the run's, sets them
                 np.testing.assert_array_equal(splits[name].inputs["x"][:, 0], expected[name])
+        for kind, suffix in (("npz", ".npz"), ("hdf5", ".h5")):  # two data-parallel ranks
+            shards = [load_shards(data(kind, suffix), "classification", 1,
+                                  lambda name, n, rank=rank: shard(n, 16, rank, 2))[0]
+                      for rank in (0, 1)]
+            for name in ("train", "val"):
+                held = np.concatenate([s[name].inputs["x"][:, 0] for s in shards])
+                np.testing.assert_array_equal(np.sort(held), expected[name])
     with pytest.raises(DataError, match=r"data.split.val: 10 validation events of 12 leave none "
                                         r"to train on beside fold 0 of 6"):
         split_indices(12, SplitConfig(folds=6, val=0.8), seed=0)

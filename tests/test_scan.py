@@ -115,6 +115,10 @@ def test_the_table_of_completed_and_failed_trials_prints(tmp_path, npz_file, cli
     assert "complete" in result.stdout and "fail" in result.stdout
     assert "objective" in result.stdout and "trial" in result.stdout
     assert "loss became" in result.stdout  # the failed trial's reason
+    for suffix in (".html", ".md", ".csv"):  # a failed trial's empty cells among numbers
+        written = cli("scan", "table", path, "--out", tmp_path / f"mixed{suffix}")
+        assert written.exit_code == 0, written.output
+    assert "<table" in (tmp_path / "mixed.html").read_text()
 
 
 def test_a_trial_over_its_time_limit_fails_and_the_scan_goes_on(tmp_path, npz_file):
@@ -252,3 +256,47 @@ def test_best_roc_scores_each_trial_on_its_own_test_split(tmp_path, npz_file, mo
         data.split.fold) or load_split(data, *args))
     assert best_roc(runs[0].config, study) is not None
     assert asked == [0, 1]  # a scan over the fold: each network on the events it did not see
+
+
+def test_a_scan_over_folds_is_read_by_setting(tmp_path, npz_file, cli):
+    from hepdl.scans.result import Scan
+
+    scan = {"sampler": "grid", "trials": 4, "objective": "auc.sig",
+            "columns": {"preprocess.x": "Norm"},
+            "space": {"preprocess.x": {"type": "categorical",
+                                       "choices": [["standardize"], ["minmax"]]},
+                      "data.split.fold": {"type": "categorical", "choices": [0, 1]}}}
+    raw = scan_config(tmp_path, npz_file, scan)
+    raw["data"]["split"] = {"folds": 2}
+    path = write_config(tmp_path / "scan.yaml", raw)
+    assert cli("scan", path).exit_code == 0
+    result = Scan.load(config_from_dict(raw))
+    trials = result.rows()
+    settings = result.setting_rows()
+    assert len(trials) == 4 and [s["runs"] for s in settings] == [2, 2]
+    for setting in settings:
+        own = [t["objective"] for t in trials if t["Norm"] == setting["Norm"]]
+        assert setting["objective"] == pytest.approx(np.mean(own))
+        assert setting["objective_sd"] == pytest.approx(np.std(own, ddof=1))
+    assert settings[0]["objective"] >= settings[1]["objective"]
+    assert settings[1]["vs_best"] == pytest.approx(settings[1]["objective"]
+                                                   - settings[0]["objective"])
+    (line,) = result.winners()  # grid sampler, no pruner: no caveat
+    assert line.startswith(f"Norm: {settings[0]['Norm']} won with auc.sig ")
+    sampled = Scan(config_from_dict({**raw, "scan": {**scan, "sampler": "tpe"}}), None)
+    assert sampled.caveats()[0].startswith("note: sampler tpe and pruner none need not train "
+                                           "every setting on every replicate")
+    assert "2 paired runs of the same fold" in line
+    table = cli("scan", "table", path, "--out", tmp_path / "by_setting.html")
+    assert table.exit_code == 0 and "study by setting" in table.stdout
+    header = next(line for line in table.stdout.splitlines() if "model" in line)
+    columns = [c.strip() for c in header.strip("┃│ ").split("┃")]
+    assert columns[:5] == ["runs", "model", "sig_AUC", "objective", "vs_best"]
+    assert len(columns) == len(set(columns))
+    assert " ± " in (tmp_path / "by_setting.html").read_text()
+    every = cli("scan", "table", path, "--by-trial")
+    assert every.exit_code == 0 and "study (best first)" in every.stdout
+    assert cli("scan", "report", path).exit_code == 0
+    by_setting = (tmp_path / "runs" / "scan" / "report" / "table_by_setting.md").read_text()
+    assert by_setting.startswith("| model | runs | sig_AUC | objective | vs_best |")
+    assert " ± " in by_setting

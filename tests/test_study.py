@@ -37,6 +37,8 @@ def test_grid_expands_to_every_combination(tmp_path, calo_file):
     assert all(c.study is None for _, c in combos)
     assert describe_norm([{"divide": {"by": 480.4}}]) == "480.4"
     assert describe_norm(["nonlinear_log_tanh"]) == "'nonlinear'"
+    assert describe_norm([{"log": {"offset": 20}}, "standardize"]) == (
+        "'log'(offset=20)+'standardize'")  # two chains of a grid never read alike
 
 
 def test_study_writes_the_seeds_000_table(tmp_path, calo_file, cli):
@@ -148,3 +150,73 @@ def test_an_interrupted_study_stops_and_resumes_its_trial(tmp_path, calo_file, c
             continue
     assert trial.status == "completed" and read_meta(run)["status"] == "completed"
     assert len((run / "history.csv").read_text().splitlines()) == 2  # one epoch, not restarted
+
+
+def test_a_study_over_folds_reads_each_setting_as_mean_and_paired_difference(tmp_path,
+                                                                            calo_file, cli):
+    import numpy as np
+    import pandas as pd
+
+    from hepdl.data import load_dataset, load_split
+
+    from .conftest import one_error_line, write_config
+
+    raw = study_config(tmp_path, calo_file, {
+        "preprocess.ecal": [[{"divide": {"by": 150.0}}], ["nonlinear_log_tanh"]]},
+        epochs=1).model_dump(mode="json")
+    path = write_config(tmp_path / "study.yaml", raw)
+    result = cli("study", "normalization", path, "--folds", "2")
+    assert result.exit_code == 0, result.output
+    assert "study by setting: mean ± sd" in result.stdout
+    out = tmp_path / "norms"
+    trials = pd.read_csv(out / "table.csv")
+    settings = pd.read_csv(out / "table_by_setting.csv")
+    assert len(trials) == 4 and len(settings) == 2
+    assert set(settings["runs"]) == {2}
+    for _, setting in settings.iterrows():
+        own = trials[trials["ECALNorm"] == setting["ECALNorm"]]
+        assert sorted(own["data.split.fold"]) == [0, 1]
+        assert setting["Ele_AUC"] == pytest.approx(own["Ele_AUC"].mean())
+        assert setting["Ele_AUC_sd"] == pytest.approx(own["Ele_AUC"].std(ddof=1))
+    # the two folds of a setting test every event once
+    from hepdl.runs import Run
+
+    configs = [Run.load(out / f"trial_{n:03d}").config for n in (0, 1)]
+    tested = np.concatenate([load_split(c.data, c.task, c.seed, "test").inputs["ecal"].sum(
+        (1, 2, 3)) for c in configs])
+    every = load_dataset(configs[0].data).inputs["ecal"].sum((1, 2, 3))
+    assert len(every) == 400 and np.array_equal(np.sort(tested), np.sort(every))
+    summary = json.loads((out / "study.json").read_text())
+    assert summary["summary"][0].startswith("ECALNorm: ")
+    assert "paired runs of the same fold" in summary["summary"][0]
+    assert len(summary["settings"]) == 2 and (out / "auc_by_setting.png").is_file()
+    table = (out / "table.md").read_text()
+    assert table.index("| model | runs | Ele_AUC |") < table.index("Every trial") < table.index(
+        "| trial | model |")
+    # a grid that varies the folds already
+    raw["study"]["grid"]["data.split.fold"] = [0, 1]
+    raw["data"]["split"]["folds"] = 2
+    line = one_error_line(cli("study", "normalization", write_config(tmp_path / "b.yaml", raw),
+                              "--folds", "2"))
+    assert "--folds" in line and "varies data.split.fold already" in line
+
+
+def test_replicates_repeat_every_setting_of_the_grid(tmp_path, calo_file):
+    from hepdl.errors import ConfigError
+    from hepdl.study import with_replicates
+
+    base = study_config(tmp_path, calo_file, {"model.width": [8, 16]})
+    both = with_replicates(base, folds=3, seeds=2)
+    assert both.study.grid == {"model.width": [8, 16], "data.split.fold": [0, 1, 2],
+                               "seed": [1, 2]}
+    assert both.data.split.folds == 3 and len(trials(both)) == 12
+    raw = base.model_dump(mode="json")
+    raw["data"]["split"] = {"folds": 5, "fold": 4}
+    five = config_from_dict(raw)
+    assert with_replicates(five, folds=5).data.split.fold == 0  # the grid sets each trial's
+    with pytest.raises(ConfigError, match="data.split.folds = 5 folds; give --folds 5"):
+        with_replicates(five, folds=3)
+    raw = base.model_dump(mode="json")
+    raw["study"] = {"feature_sets": {"a": ["x"]}}
+    with pytest.raises(ConfigError, match="no study grid"):
+        with_replicates(config_from_dict(raw), folds=3)

@@ -248,18 +248,25 @@ def scan_table(
     storage: Annotated[str | None, typer.Option(help="Optuna storage URL.")] = None,
     sort: Annotated[str | None, typer.Option(help="Column to sort by (default objective).")] = None,
     out: Annotated[Path | None, typer.Option(help="Also write .csv, .md or .html.")] = None,
+    by_trial: Annotated[bool, typer.Option(
+        help="Every trial, also when the space repeats settings over seeds or folds.")] = False,
 ):
-    """The table of seeds/000 for a scan: trial, model, per-class AUC, values, status."""
+    """The table of seeds/000 for a scan: trial, model, per-class AUC, values, status; by
+    setting (mean ± sd, paired difference to the best) when the space varies seed,
+    data.split.fold or data.split.seed."""
     from hepdl.cli_output import print_study
     from hepdl.config import load_config
     from hepdl.scans.result import Scan
 
-    rows = Scan.load(load_config(config), storage).rows(sort)
-    print_study(_console(), rows, [])
+    scan = Scan.load(load_config(config), storage)
+    by_setting = bool(scan.replicate_fields()) and not by_trial
+    # a setting over folds or seeds: its mean, spread and paired margin to the best
+    rows = scan.setting_rows(sort) if by_setting else scan.rows(sort)
+    print_study(_console(), rows, scan.winners() if by_setting else [], by_setting=by_setting)
     if out is not None:
         from hepdl.scans.table import write_table
 
-        _console().print(f"wrote {write_table(rows, out)}")
+        _console().print(f"wrote {write_table(rows, out, by_setting=by_setting)}")
 
 
 @scan_app.command("report")
@@ -289,16 +296,36 @@ app.add_typer(study_app, name="study")
 def study_normalization(
     config: Annotated[Path, typer.Argument(help="A YAML config with a study: grid section.")],
     set_: Annotated[list[str], typer.Option("--set", help="Override a field of the base.")] = [],  # noqa: B006
+    folds: Annotated[int | None, typer.Option(
+        min=2, help="Repeat each setting over the K folds of a k-fold split: every event is "
+                    "tested once, and settings are compared fold by fold, with errors. A study "
+                    "run before without it needs another name (--set name=...).")] = None,
+    seeds: Annotated[int | None, typer.Option(
+        min=2, help="Repeat each setting over N seeds from the config's (initialization, "
+                    "order, and the split unless data.split.seed is set).")] = None,
 ):
     """The seeds/000 study: the base MLP over ECAL norm x HCAL norm x width x depth, as a table."""
     from hepdl.cli_output import print_study
     from hepdl.config import load_config
-    from hepdl.study import run_study, table_rows, winners
+    from hepdl.study import (
+        replicate_fields,
+        run_study,
+        setting_table,
+        table_rows,
+        winners,
+        with_replicates,
+    )
 
     loaded = load_config(config, set_)
+    if folds or seeds:
+        loaded = with_replicates(loaded, folds, seeds)
     console = _console()
     results = run_study(loaded, console=console)
-    print_study(console, table_rows(loaded, results), winners(loaded, results))
+    if replicate_fields(loaded):
+        print_study(console, setting_table(loaded, results), winners(loaded, results),
+                    by_setting=True)
+    else:
+        print_study(console, table_rows(loaded, results), winners(loaded, results))
 
 
 @study_app.command("features")

@@ -55,10 +55,15 @@ def _cell(value: Any, key: str) -> str:
     return str(value)
 
 
-def print_study(console, rows: list[dict[str, Any]], summary: list[str]) -> None:
-    """The seeds/000 table, best first, and which setting won."""
+def print_study(console, rows: list[dict[str, Any]], summary: list[str],
+                by_setting: bool = False) -> None:
+    """The seeds/000 table, best first, and which setting won; rows by setting
+    (:func:`hepdl.replicates.setting_rows`) show each mean ± its standard deviation and the
+    paired difference to the best."""
     from rich.markup import escape
     from rich.table import Table
+
+    from hepdl.replicates import cell
 
     if not rows:
         return
@@ -66,20 +71,26 @@ def print_study(console, rows: list[dict[str, Any]], summary: list[str]) -> None
     # values have their own columns in table.csv and table.md; the AUC columns of any row (a
     # failed trial has none)
     aucs = list(dict.fromkeys(k for row in rows for k in row if k.endswith("_AUC")))
-    shown = aucs + ["objective", "epochs", "seconds", "status"]
+    # by setting: the metric that ranks them (the column with a spread that is no AUC) and
+    # each one's paired difference to the best
+    ranked_by = [k for k in rows[0] if f"{k}_sd" in rows[0] and k not in aucs]
+    shown = list(dict.fromkeys(aucs + ranked_by + ["vs_best", "objective", "epochs", "seconds",
+                                                   "status"]))
     shown = [k for k in shown if any(k in row for row in rows)]  # a study has no objective
-    table = Table(title="study (best first)")
-    table.add_column("trial", justify="right")
+    first = "runs" if by_setting else "trial"
+    table = Table(title="study by setting: mean ± sd over the replicates (best first)"
+                  if by_setting else "study (best first)")
+    table.add_column(first, justify="right")
     table.add_column("model")
     for key in shown:
         table.add_column(key, justify="right")
     for row in rows:
-        cells = [_cell(row.get(k), k) for k in shown]
-        table.add_row(str(row["trial"]), escape(row["model"]), *cells)
+        cells = [cell(row, k) if by_setting else _cell(row.get(k), k) for k in shown]
+        table.add_row(str(row[first]), escape(row["model"]), *cells)
     console.print(table)
     for row in rows:
         if row["finding"]:
-            console.print(f"[red]trial {row['trial']} {row['status']}:[/] "
-                          f"{escape(row['finding'])}", soft_wrap=True)
+            where = row["model"] if by_setting else f"trial {row['trial']} {row['status']}"
+            console.print(f"[red]{escape(where)}:[/] {escape(row['finding'])}", soft_wrap=True)
     for line in summary:
         console.print(line, soft_wrap=True)

@@ -57,8 +57,9 @@ def describe_norm(chain: Any) -> str:
             names.append(f"{float(by):g}" if not isinstance(by, str) else f"'{by}'")
         elif name in ("nonlinear_log_tanh", "learnable_log_tanh"):
             names.append(f"'{name.split('_')[0]}'")
-        else:
-            names.append(f"'{name}'")
+        else:  # its options too, so that two chains of a grid never read alike
+            given = ",".join(f"{k}={v}" for k, v in options.items())
+            names.append(f"'{name}'" + (f"({given})" if given else ""))
     return "+".join(names) or "'none'"
 
 
@@ -79,6 +80,40 @@ def trials(config: Config) -> list[tuple[dict[str, Any], Config]]:
             _set(raw, path, value)
         out.append((values, config_from_dict(raw, origin=f"study grid {values}")))
     return out
+
+
+def with_replicates(config: Config, folds: int | None = None, seeds: int | None = None
+                    ) -> Config:
+    """The study ``config`` with every setting repeated: over the ``folds`` folds of a k-fold
+    split (grid ``data.split.fold``), and over ``seeds`` seeds from the config's own (grid
+    ``seed``). The table then reads each setting as mean and spread, and the winners as paired
+    differences with errors (:mod:`hepdl.replicates`).
+
+    Raises
+    ------
+    ConfigError
+        The config has no study grid, the grid varies that field already, the config's split
+        has another number of folds, or the split cannot take folds (split files).
+    """
+    from hepdl.errors import ConfigError
+
+    if config.study is None or not config.study.grid:
+        raise ConfigError("study.grid", "the config has no study grid to repeat")
+    raw = config.model_dump(mode="json")
+    grid, split = raw["study"]["grid"], raw["data"]["split"]
+    for option, path, given in (("--folds", "data.split.fold", folds), ("--seeds", "seed", seeds)):
+        if given and path in grid:
+            raise ConfigError(option, f"the study grid varies {path} already")
+    if folds:
+        if split["folds"] not in (None, folds):
+            raise ConfigError("--folds", f"the config splits into data.split.folds = "
+                                         f"{split['folds']} folds; give --folds {split['folds']}")
+        split.update(folds=folds, fold=0)  # the grid sets the fold of each trial
+        grid["data.split.fold"] = list(range(folds))
+    if seeds:
+        grid["seed"] = list(range(config.seed, config.seed + seeds))
+    origin = " ".join(f"{o} {v}" for o, v in (("--folds", folds), ("--seeds", seeds)) if v)
+    return config_from_dict(raw, origin=origin)
 
 
 def diagnose(run: Path, n_events: int = 2048) -> str:
@@ -250,8 +285,9 @@ def run_study(config: Config, *, out: Path | None = None, console=None) -> list[
     return results
 
 
-def table_rows(config: Config, results: list[Trial]) -> list[dict[str, Any]]:
-    """One row per trial as seeds/000 writes them, best first (collapsed and failed last)."""
+def _trial_rows(config: Config, results: list[Trial]) -> list[dict[str, Any]]:
+    """The trials' rows in grid order, each with its score as ``_score`` (None unless
+    completed)."""
     rows = []
     metric = config.study.metric
     for trial in results:
@@ -265,52 +301,98 @@ def table_rows(config: Config, results: list[Trial]) -> list[dict[str, Any]]:
                    finding=trial.finding or "")
         row["_score"] = trial.metrics.get(metric) if trial.status == "completed" else None
         rows.append(row)
-    rows.sort(key=lambda r: (r["_score"] is None, -(r["_score"] or 0)))
+    return rows
+
+
+def table_rows(config: Config, results: list[Trial]) -> list[dict[str, Any]]:
+    """One row per trial as seeds/000 writes them, best first (collapsed and failed last)."""
+    rows = sorted(_trial_rows(config, results),
+                  key=lambda r: (r["_score"] is None, -(r["_score"] or 0)))
     for row in rows:
         del row["_score"]
     return rows
 
 
+def replicate_fields(config: Config) -> list[str]:
+    """The grid's replicate fields (seed, data.split.fold, data.split.seed: see
+    :mod:`hepdl.replicates`), in grid order."""
+    from hepdl.replicates import REPLICATES
+
+    return [path for path in config.study.grid if path in REPLICATES]
+
+
+def group_trials(config: Config, results: list[Trial]):
+    """The trials grouped by setting (every grid value but the replicates), and the
+    :class:`~hepdl.replicates.Design` of the replicates."""
+    from hepdl.replicates import design, group_settings
+
+    columns = config.study.columns
+    replicates = design(config.data.split, replicate_fields(config), columns)
+    raw = [{columns.get(k, k): v for k, v in trial.values.items()} for trial in results]
+    settings = group_settings(_trial_rows(config, results),
+                              [columns.get(k, k) for k in config.study.grid], replicates,
+                              "_score", raw)
+    return settings, replicates
+
+
+def setting_table(config: Config, results: list[Trial]) -> list[dict[str, Any]]:
+    """One row per setting, best first: each AUC and the metric as mean and sample standard
+    deviation (``..._sd``) over its replicates, ``runs``, how many were scored, and the metric's
+    paired difference to the best setting (``vs_best`` ± ``vs_best_err``,
+    :func:`hepdl.replicates.setting_rows`)."""
+    from hepdl.replicates import setting_rows
+
+    settings, replicates = group_trials(config, results)
+    return setting_rows(settings, "_score", replicates, score_name=config.study.metric)
+
+
 def winners(config: Config, results: list[Trial]) -> list[str]:
-    """For each grid dimension: the value with the best trial, and its margin over the next."""
-    metric = config.study.metric
-    done = [t for t in results if t.status == "completed" and t.metrics.get(metric) is not None]
-    lines = []
-    for path in config.study.grid:
-        best: dict[str, float] = {}
-        for trial in done:
-            label = _describe(trial.values[path], path)
-            best[label] = max(best.get(label, float("-inf")), trial.metrics[metric])
-        ranked = sorted(best.items(), key=lambda kv: -kv[1])
-        name = config.study.columns.get(path, path)
-        never = sorted({_describe(t.values[path], path) for t in results} - set(best))
-        if len(ranked) >= 2:
-            (top, top_value), (second, second_value) = ranked[0], ranked[1]
-            lines.append(f"{name}: {top} won with best {metric} {top_value:.4f}, "
-                         f"{top_value - second_value:+.4f} over {second} ({second_value:.4f})")
-        elif ranked and len(config.study.grid[path]) > 1:
-            lines.append(f"{name}: only {ranked[0][0]} trained ({ranked[0][1]:.4f})")
-        if never:
-            lines.append(f"{name}: every trial with {', '.join(never)} collapsed or failed")
-    return lines
+    """For each grid dimension: the value with the best trial, and its margin over the next.
+
+    With replicates in the grid the settings are ranked by their mean, and the margin is the
+    difference paired over the replicates, with its error and significance
+    (:func:`hepdl.replicates.winner_lines`)."""
+    from hepdl.replicates import winner_lines
+
+    settings, replicates = group_trials(config, results)
+    columns = config.study.columns
+    dimensions = {columns.get(p, p): len(values) for p, values in config.study.grid.items()
+                  if columns.get(p, p) not in replicates.columns}
+    return winner_lines(settings, dimensions, config.study.metric, replicates)
 
 
 def write_study(config: Config, results: list[Trial], out: Path) -> None:
+    """``table.csv``, ``table.md``, ``study.json`` and ``auc_by_trial.png``; with replicates in
+    the grid also ``table_by_setting.csv`` and ``auc_by_setting.png`` (mean and spread), and the
+    table by setting first in ``table.md``."""
     import pandas as pd
+
+    from hepdl.evaluation.plots import save_figure
+    from hepdl.replicates import with_spread
 
     rows = table_rows(config, results)
     frame = pd.DataFrame(rows)
     summary = winners(config, results)
+    varied = replicate_fields(config)
+    by_setting = setting_table(config, results) if varied else None
+    text = "".join(f"- {line}\n" for line in summary) + "\n"
+    if by_setting is not None:
+        atomic_write(out / "table_by_setting.csv", pd.DataFrame(by_setting).to_csv(index=False))
+        shown = _markdown(pd.DataFrame(with_spread(by_setting)))
+        text += (f"By setting: the mean over the replicates ({', '.join(varied)}) ± the sample "
+                 f"standard deviation; vs_best paired with the best setting:\n\n{shown}\n"
+                 "Every trial:\n\n")
     atomic_write(out / "table.csv", frame.to_csv(index=False))
-    atomic_write(out / "table.md", "".join(f"- {line}\n" for line in summary) + "\n"
-                 + _markdown(frame))
+    atomic_write(out / "table.md", text + _markdown(frame))
     atomic_write(out / "study.json", json.dumps({
-        "name": config.name, "metric": config.study.metric, "summary": summary, "rows": rows},
+        "name": config.name, "metric": config.study.metric, "summary": summary, "rows": rows,
+        **({"settings": by_setting} if by_setting is not None else {})},
         indent=2, default=str) + "\n")
     if any(t.status == "completed" for t in results):
-        from hepdl.evaluation.plots import save_figure
-
         save_figure(plot_auc_by_trial(rows), out / "auc_by_trial.png")
+        if by_setting is not None:
+            save_figure(plot_auc_by_trial(by_setting, by_setting=True),
+                        out / "auc_by_setting.png")
 
 
 def _markdown(frame) -> str:
@@ -326,26 +408,32 @@ def _markdown(frame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_auc_by_trial(rows: list[dict[str, Any]]):
-    """Per-class AUC of each completed trial, best first."""
+def plot_auc_by_trial(rows: list[dict[str, Any]], by_setting: bool = False):
+    """Per-class AUC of each completed trial, best first; of rows by setting
+    (:func:`setting_table`), the mean of each with its standard deviation as an error bar."""
     import numpy as np
     from matplotlib.ticker import MaxNLocator
 
     from hepdl.evaluation.plots import _figure, _style
 
-    done = [r for r in rows if r["status"] == "completed"]
+    done = [r for r in rows if (r["runs"] if by_setting else r["status"] == "completed")]
     classes = [k for k in done[0] if k.endswith("_AUC")] if done else []
     with _style():
         fig, axes = _figure(size=(13.0, max(4.5, 0.55 * len(done) + 2.5)))
         ax = axes[0, 0]
         y = np.arange(len(done))[::-1]  # the best trial on top
         for i, name in enumerate(classes):
-            ax.plot([r[name] for r in done], y + (i - len(classes) / 2) * 0.06, marker="o",
-                    linestyle="", label=name[:-4])
+            x, y_shifted = [r[name] for r in done], y + (i - len(classes) / 2) * 0.06
+            if by_setting:
+                ax.errorbar(x, y_shifted, xerr=[r.get(f"{name}_sd") or 0 for r in done],
+                            marker="o", linestyle="", label=name[:-4])
+            else:
+                ax.plot(x, y_shifted, marker="o", linestyle="", label=name[:-4])
         ax.set_yticks(y, [r["model"] for r in done], fontsize="x-small")
         ax.set_ylim(-0.6, len(done) - 0.4)
         ax.minorticks_off()
-        ax.set_xlabel("AUC (one vs rest)")
+        ax.set_xlabel("AUC (one vs rest)" + (", mean ± sd over the replicates"
+                                             if by_setting else ""))
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.legend(fontsize="x-small", ncols=2, loc="best")
     return fig

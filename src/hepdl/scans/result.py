@@ -39,6 +39,65 @@ class Scan:
 
         return scan_rows(self.study, self.config.scan.columns, sort)
 
+    def replicate_fields(self) -> list[str]:
+        """The space's replicate fields (seed, data.split.fold, data.split.seed): a setting
+        drawn with several of their values is read as one, :meth:`setting_rows`."""
+        from hepdl.replicates import REPLICATES
+
+        return [path for path in self.config.scan.space if path in REPLICATES]
+
+    def setting_rows(self, sort: str | None = None) -> list[dict[str, Any]]:
+        """One row per setting (the drawn values but the replicates), best first (or sorted by
+        ``sort``): each AUC and the objective as mean and standard deviation over its trials,
+        and the objective's difference to the best setting paired over the replicates
+        (``vs_best``, with its error: :mod:`hepdl.replicates`). Only a grid sampler without
+        pruning meets every setting with every replicate (:meth:`caveats`)."""
+        from hepdl.replicates import setting_rows
+
+        settings, replicates = self._settings()
+        rows = setting_rows(settings, "objective", replicates,
+                            self.config.scan.direction == "maximize")
+        if sort is not None:
+            rows.sort(key=lambda r: (r.get(sort) is None, r.get(sort) or 0),
+                      reverse=sort.endswith("_AUC") or sort == "objective")
+        return rows
+
+    def winners(self) -> list[str]:
+        """For each dimension of the space but the replicates: the value with the best mean
+        objective and its paired difference over the runner-up's; :meth:`caveats` first."""
+        from hepdl.replicates import winner_lines
+
+        settings, replicates = self._settings()
+        columns = self.config.scan.columns
+        dimensions = {columns.get(p, p): len(spec.choices) if spec.choices else 2
+                      for p, spec in self.config.scan.space.items()
+                      if columns.get(p, p) not in replicates.columns}
+        return self.caveats() + winner_lines(settings, dimensions, self.config.scan.objective,
+                                             replicates, self.config.scan.direction == "maximize")
+
+    def caveats(self) -> list[str]:
+        """Why settings of this scan may not meet every replicate: a sampler that draws points
+        (not the grid), a pruner that stops the trials of hard folds early."""
+        scan = self.config.scan
+        if not self.replicate_fields() or (scan.sampler == "grid" and scan.pruner == "none"):
+            return []
+        return [f"note: sampler {scan.sampler} and pruner {scan.pruner} need not train every "
+                "setting on every replicate (and pruning drops hard ones): only pairs both "
+                "settings trained are compared; sampler: grid, pruner: none compare them all"]
+
+    def _settings(self):
+        from hepdl.replicates import design, group_settings
+
+        columns = self.config.scan.columns
+        replicates = design(self.config.data.split, self.replicate_fields(), columns)
+        rows = self.rows()
+        params = {t.number: t.params for t in self.study.get_trials(deepcopy=False)}
+        raw = [{columns.get(p, p): value for p, value in params[row["trial"]].items()}
+               for row in rows]  # as drawn: two chains that read alike stay two settings
+        settings = group_settings(rows, [columns.get(p, p) for p in self.config.scan.space],
+                                  replicates, "objective", raw)
+        return settings, replicates
+
     def table(self, sort: str | None = None):
         """The table of seeds/000 as a pandas DataFrame, best first (or sorted by ``sort``)."""
         import pandas as pd
@@ -56,8 +115,9 @@ class Scan:
         return Run.load(best.user_attrs["run"])
 
     def report(self, out: str | Path | None = None) -> list[Path]:
-        """Write the table (.md, .csv, .html) and the scan's plots to ``out`` (default
-        ``RUNS_DIR/NAME/report``); returns the files written."""
+        """Write the table (.md, .csv, .html), with replicates also the table by setting, and
+        the scan's plots to ``out`` (default ``RUNS_DIR/NAME/report``); returns the files
+        written."""
         from hepdl.scans.report import write_scan_report
         from hepdl.scans.table import write_table
 
@@ -65,6 +125,10 @@ class Scan:
             "report"
         rows = self.rows()
         written = [write_table(rows, out / f"table{suffix}") for suffix in (".md", ".csv", ".html")]
+        if self.replicate_fields():
+            by_setting = self.setting_rows()
+            written += [write_table(by_setting, out / f"table_by_setting{suffix}", by_setting=True)
+                        for suffix in (".md", ".csv", ".html")]
         return written + write_scan_report(self.config, self.study, out)
 
     def __len__(self) -> int:

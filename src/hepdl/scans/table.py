@@ -54,24 +54,28 @@ def scan_rows(study, columns: dict[str, str] | None = None,
     return sorted(rows, key=order)
 
 
-def write_table(rows: list[dict[str, Any]], out) -> Any:
-    """Write the rows as CSV, Markdown or HTML, by the suffix of ``out``."""
+def write_table(rows: list[dict[str, Any]], out, by_setting: bool = False) -> Any:
+    """Write the rows as CSV, Markdown or HTML, by the suffix of ``out``; rows by setting
+    (:func:`hepdl.replicates.setting_rows`) show a mean and its spread in one cell in Markdown
+    and HTML."""
     from pathlib import Path
 
     import pandas as pd
 
     from hepdl.errors import DataError
+    from hepdl.replicates import with_spread
     from hepdl.runs import atomic_write
     from hepdl.study import _markdown
 
     out = Path(out)
     frame = pd.DataFrame(rows)
+    shown = pd.DataFrame(with_spread(rows)) if by_setting else frame  # every cell as text
     if out.suffix == ".csv":
         atomic_write(out, frame.to_csv(index=False))
     elif out.suffix == ".md":
-        atomic_write(out, _markdown(frame))
+        atomic_write(out, _markdown(shown))
     elif out.suffix in {".html", ".htm"}:
-        atomic_write(out, frame.to_html(index=False, float_format="%.4f", na_rep=""))
+        atomic_write(out, shown.to_html(index=False, float_format="%.4f", na_rep=""))
     else:
         raise DataError(str(out), "expected a .csv, .md or .html table")
     return out
