@@ -281,6 +281,12 @@ def test_a_scan_over_folds_is_read_by_setting(tmp_path, npz_file, cli):
     assert settings[0]["objective"] >= settings[1]["objective"]
     assert settings[1]["vs_best"] == pytest.approx(settings[1]["objective"]
                                                    - settings[0]["objective"])
+    by_fold = {(t["Norm"], t["data.split.fold"]): t["objective"] for t in trials}
+    d = [by_fold[settings[1]["Norm"], k] - by_fold[settings[0]["Norm"], k] for k in (0, 1)]
+    ratio = (1 / 2) / (1 - 1 / 2 - 0.15)  # n_test / n_train of 2 folds, 15 % validation
+    assert settings[1]["vs_best_err"] == pytest.approx(np.sqrt((1 / 2 + ratio) * np.var(
+        d, ddof=1)))
+    assert result.setting_rows(sort="objective") == settings
     (line,) = result.winners()  # grid sampler, no pruner: no caveat
     assert line.startswith(f"Norm: {settings[0]['Norm']} won with auc.sig ")
     sampled = Scan(config_from_dict({**raw, "scan": {**scan, "sampler": "tpe"}}), None)
@@ -300,3 +306,11 @@ def test_a_scan_over_folds_is_read_by_setting(tmp_path, npz_file, cli):
     by_setting = (tmp_path / "runs" / "scan" / "report" / "table_by_setting.md").read_text()
     assert by_setting.startswith("| model | runs | sig_AUC | objective | vs_best |")
     assert " ± " in by_setting
+
+
+def test_rows_sort_by_a_column_with_empty_values_last():
+    from hepdl.scans.table import sort_rows
+
+    rows = [{"objective": None}, {"objective": 0.3}, {"objective": 0.1}]
+    assert [r["objective"] for r in sort_rows(rows, "objective", True)] == [0.3, 0.1, None]
+    assert [r["objective"] for r in sort_rows(rows, "objective", False)] == [0.1, 0.3, None]

@@ -47,19 +47,21 @@ def _set(raw: dict, dotted: str, value: Any) -> None:
 
 
 def describe_norm(chain: Any) -> str:
-    """A short name for a preprocessing chain, as seeds/000 writes it (150.0, 'nonlinear')."""
+    """A short name for a preprocessing chain, as seeds/000 writes it (150.0, 'nonlinear'), with
+    any other options of a step: 'quantile'(q=0.99), 'log'(offset=20)."""
     names = []
     for spec in chain if isinstance(chain, list) else [chain]:
         name, options = (spec, {}) if isinstance(spec, str) else next(iter(spec.items()))
-        options = options or {}
+        options = dict(options or {})
         if name == "divide":
-            by = options.get("by", "max")
-            names.append(f"{float(by):g}" if not isinstance(by, str) else f"'{by}'")
+            by = options.pop("by", "max")
+            text = f"{float(by):g}" if not isinstance(by, str) else f"'{by}'"
         elif name in ("nonlinear_log_tanh", "learnable_log_tanh"):
-            names.append(f"'{name.split('_')[0]}'")
-        else:  # its options too, so that two chains of a grid never read alike
-            given = ",".join(f"{k}={v}" for k, v in options.items())
-            names.append(f"'{name}'" + (f"({given})" if given else ""))
+            text = f"'{name.split('_')[0]}'"
+        else:
+            text = f"'{name}'"
+        given = ",".join(f"{k}={v}" for k, v in options.items())
+        names.append(text + (f"({given})" if given else ""))
     return "+".join(names) or "'none'"
 
 
@@ -375,7 +377,7 @@ def write_study(config: Config, results: list[Trial], out: Path) -> None:
     summary = winners(config, results)
     varied = replicate_fields(config)
     by_setting = setting_table(config, results) if varied else None
-    text = "".join(f"- {line}\n" for line in summary) + "\n"
+    text = "".join(f"- {line}\n" for line in summary) + ("\n" if summary else "")
     if by_setting is not None:
         atomic_write(out / "table_by_setting.csv", pd.DataFrame(by_setting).to_csv(index=False))
         shown = _markdown(pd.DataFrame(with_spread(by_setting)))

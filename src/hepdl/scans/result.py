@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +56,11 @@ class Scan:
         from hepdl.replicates import setting_rows
 
         settings, replicates = self._settings()
-        rows = setting_rows(settings, "objective", replicates,
-                            self.config.scan.direction == "maximize")
-        if sort is not None:
-            rows.sort(key=lambda r: (r.get(sort) is None, r.get(sort) or 0),
-                      reverse=sort.endswith("_AUC") or sort == "objective")
-        return rows
+        from hepdl.scans.table import sort_rows
+
+        maximize = self.config.scan.direction == "maximize"
+        rows = setting_rows(settings, "objective", replicates, maximize)
+        return sort_rows(rows, sort, maximize) if sort is not None else rows
 
     def winners(self) -> list[str]:
         """For each dimension of the space but the replicates: the value with the best mean
@@ -78,12 +78,23 @@ class Scan:
     def caveats(self) -> list[str]:
         """Why settings of this scan may not meet every replicate: a sampler that draws points
         (not the grid), a pruner that stops the trials of hard folds early."""
+        from hepdl.scans.space import grid
+
         scan = self.config.scan
-        if not self.replicate_fields() or (scan.sampler == "grid" and scan.pruner == "none"):
+        if not self.replicate_fields():
             return []
-        return [f"note: sampler {scan.sampler} and pruner {scan.pruner} need not train every "
-                "setting on every replicate (and pruning drops hard ones): only pairs both "
-                "settings trained are compared; sampler: grid, pruner: none compare them all"]
+        notes = []
+        if scan.sampler != "grid" or scan.pruner != "none":
+            notes.append(f"note: sampler {scan.sampler} and pruner {scan.pruner} need not train "
+                         "every setting on every replicate (and pruning drops hard ones): only "
+                         "pairs both settings trained are compared; sampler: grid, pruner: none "
+                         "compare them all")
+        if scan.sampler == "grid":
+            points = math.prod(len(values) for values in grid(scan.space).values())
+            if scan.trials is not None and scan.trials < points:
+                notes.append(f"note: the budget of {scan.trials} trials is below the grid's "
+                             f"{points} points: some settings miss replicates (scan.trials)")
+        return notes
 
     def _settings(self):
         from hepdl.replicates import design, group_settings

@@ -39,8 +39,12 @@ def scan_rows(study, columns: dict[str, str] | None = None,
                    status=trial.state.name.lower(), finding=trial.user_attrs.get("failure", "")
                    or "; ".join(trial.user_attrs.get("findings", [])))
         rows.append(row)
-    maximize = study.direction.name == "MAXIMIZE"
-    key = sort or "objective"
+    return sort_rows(rows, sort or "objective", study.direction.name == "MAXIMIZE")
+
+
+def sort_rows(rows: list[dict[str, Any]], key: str, maximize: bool) -> list[dict[str, Any]]:
+    """Rows sorted by column ``key``: AUCs and a maximized objective descending, anything else
+    ascending; rows without a value last."""
     descending = key.endswith("_AUC") or (key == "objective" and maximize)
 
     def order(row):
