@@ -11,13 +11,13 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks import calo, health, profile, scan, sparse, training
+from benchmarks import calo, columns, health, profile, scan, sparse, training
 from benchmarks.machine import machine_info
 
 BENCHMARKS = {"generation": calo.generation, "streaming": calo.streaming,
               "scan": scan.throughput, "health": health.overhead, "training": training.throughput,
               "sparse": sparse.throughput, "memory": calo.peak_memory,
-              "profile": profile.profiles}
+              "columns": columns.read_memory, "profile": profile.profiles}
 
 
 def main() -> None:

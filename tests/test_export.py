@@ -203,3 +203,39 @@ def test_an_unlabelled_hdf5_file_is_scored_block_by_block(h5_file, tmp_path, mon
     out = api.predict(run.path, mixed / "*.h5", tmp_path / "mixed.h5")
     with h5py.File(out) as f:
         assert "label" not in f and len(f["score_1"]) == 400 + 100
+
+
+def test_predictions_of_ntuples_label_by_the_runs_classes(tmp_path, blob_arrays, monkeypatch):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.conftest import small_config, write_table
+
+    table = write_table(tmp_path / "train.parquet", *blob_arrays)
+    columns = [f"x{i}" for i in range(4)]
+    config = small_config(tmp_path, data={"source": {
+        "kind": "table", "path": str(table), "inputs": {"x": columns}, "label": "kind",
+        "observers": {"energy": "energy"}}, "in_memory": False},
+        preprocess={"x": ["standardize"]}, train={"epochs": 1})
+    run = api.train(config_from_dict(config), console=None)
+    frame = pd.read_parquet(table)
+    signal = frame[frame["kind"] == "sig"]  # a file of one class: labelled as the run's 'sig'
+    pq.write_table(pa.Table.from_pandas(signal, preserve_index=False),
+                   tmp_path / "sig.parquet", row_group_size=16)
+    calls = count_block_reads(monkeypatch)
+    out = api.predict(run.path, tmp_path / "sig.parquet", tmp_path / "sig.h5")
+    assert len(calls) >= len(signal) // 16  # read block by block
+    import h5py
+
+    with h5py.File(out) as f:
+        assert set(f["label"][()]) == {run.spec["class_names"].index("sig")}
+        np.testing.assert_allclose(f["score_sig"][()], run.predict(
+            {"x": signal[columns].to_numpy(np.float32)})[:, 1], atol=1e-6)
+    # what the detector recorded has no truth; a CSV file is read whole
+    signal.drop(columns="kind").to_parquet(tmp_path / "data.parquet", index=False)
+    signal.to_csv(tmp_path / "sig.csv", index=False)
+    with h5py.File(api.predict(run.path, tmp_path / "data.parquet", tmp_path / "d.h5")) as f:
+        assert "label" not in f and len(f["score_sig"]) == len(signal)
+    with h5py.File(api.predict(run.path, tmp_path / "sig.csv", tmp_path / "c.h5")) as f:
+        assert set(f["label"][()]) == {run.spec["class_names"].index("sig")}

@@ -13,7 +13,7 @@ import torch
 from hepdl.config import DataConfig, config_from_dict
 from hepdl.data import load_splits
 from hepdl.data.dataset import load_shards, load_split
-from hepdl.data.streaming import READ_BYTES, StreamingLoader, streaming_splits
+from hepdl.data.streaming import READ_BYTES, StreamingLoader, load_together, streaming_splits
 from hepdl.errors import ConfigError, DataError
 from hepdl.preprocess.base import Chain, Transform, fit_streaming
 from hepdl.preprocess.pca import PCA
@@ -277,10 +277,14 @@ def test_in_memory_reads_keep_one_file_open_and_take_an_empty_split(files, monke
 
 
 def test_streaming_config_is_validated(tmp_path):
-    with pytest.raises(ConfigError, match=r"in_memory: false streams HDF5 files; source kind "
-                                          r"'npz' is read whole"):
+    with pytest.raises(ConfigError, match=r"in_memory: false streams HDF5, Parquet and ROOT "
+                                          r"files; source kind 'npz' is read whole"):
         config_from_dict(small_config(tmp_path, data={
             "source": {"kind": "npz", "path": "a.npz", "inputs": {"x": "a"}, "label": "y"},
+            "in_memory": False}))
+    with pytest.raises(ConfigError, match=r"a CSV table is read whole \(write it as Parquet"):
+        config_from_dict(small_config(tmp_path, data={
+            "source": {"kind": "table", "path": "a.csv", "inputs": {"x": ["a"]}, "label": "y"},
             "in_memory": False}))
     with pytest.raises(ConfigError, match=r"nonfinite: drop needs in_memory: true"):
         config_from_dict(small_config(tmp_path, data={
@@ -434,3 +438,263 @@ def test_ranks_share_a_file_of_one_chunk(tmp_path):
     # 180 events: parts 5, 5, 6 of 11 batches of 16, and 2, 2, 0 of the last 4
     assert [len(s) for s in seen] == [57, 57, 66]
     np.testing.assert_array_equal(np.sort(np.concatenate(seen)), split.index)
+
+
+# --------------------------------------------------------------------------- Parquet and ROOT
+
+
+def numbered_columns(tmp_path, n=300):
+    """The same events as a Parquet file of row groups of 40 and a ROOT tree of baskets of 64:
+    each event carries its own number in every column, and a 3-vector branch for ROOT."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import uproot
+
+    number = np.arange(n, dtype=np.float64)
+    label = (np.arange(n) % 3 == 0).astype(np.int32)
+    names = np.where(label == 1, "sig", "bkg")
+    pq.write_table(pa.table({"a": number, "b": 2 * number, "energy": number + 0.5,
+                             "kind": names}), tmp_path / "n.parquet", row_group_size=40)
+    with uproot.recreate(tmp_path / "n.root") as f:
+        f.mktree("events", {"a": np.float64, "b": np.float64, "v": ("f4", (3,)),
+                            "label": np.int32, "energy": np.float64})
+        for lo in range(0, n, 64):  # one basket per extend
+            sl = slice(lo, min(lo + 64, n))
+            f["events"].extend({"a": number[sl], "b": 2 * number[sl],
+                                "v": np.repeat(number[sl, None], 3, 1).astype("f4"),
+                                "label": label[sl], "energy": number[sl] + 0.5})
+    return tmp_path / "n.parquet", tmp_path / "n.root"
+
+
+def column_data(path, inputs, observers=True, **more):
+    source = {"kind": "table" if path.suffix == ".parquet" else "root", "path": str(path),
+              "inputs": inputs, "observers": {"energy": "energy"} if observers else {},
+              "label": "kind" if path.suffix == ".parquet" else "label"}
+    if path.suffix == ".root":
+        source["tree"] = "events"
+    return DataConfig.model_validate({"source": source, **more})
+
+
+@pytest.mark.parametrize("which", ["parquet", "root"])
+def test_parquet_and_root_stream_by_chunk_the_events_memory_holds(tmp_path, which, monkeypatch):
+    import hepdl.data.dataset
+    from hepdl.data.dataset import load_dataset, split_indices
+    from hepdl.data.readers import ParquetRows, RootRows
+
+    path = numbered_columns(tmp_path)[which == "root"]
+    inputs = {"x": ["a", "b"], **({"v": "v"} if which == "root" else {})}
+    streamed_config = column_data(path, inputs, in_memory=False)
+    expected = split_indices(300, streamed_config.split, seed=5)
+    reads = []
+    rows = RootRows if which == "root" else ParquetRows
+    read = rows.read
+    monkeypatch.setattr(rows, "read", lambda self, keys, lo, hi: reads.append((lo, hi)) or
+                        read(self, keys, lo, hi) if "b" in keys else read(self, keys, lo, hi))
+    splits = streaming_splits(streamed_config, "classification", seed=5)
+    # the inputs never as a whole file: blocks of whole row groups (40) or clusters (64), one
+    # read each (labels and observers are columns read whole)
+    events = splits["train"].events
+    assert list(events.chunk_rows) == [64 if which == "root" else 40]
+    loader = StreamingLoader(splits["train"], batch_size=32, shuffle=True, seed=5,
+                             read_bytes=events.chunk_rows[0] * events.event_bytes)
+    seen = np.concatenate([inputs_["x"][:, 0].numpy() for inputs_, _ in loader.batches(0)])
+    np.testing.assert_array_equal(np.sort(seen), expected["train"])
+    assert reads and max(hi - lo for lo, hi in reads) <= events.chunk_rows[0]
+    for name, split in load_together(splits).items():  # the same events, labels, observers
+        np.testing.assert_array_equal(split.inputs["x"], np.stack([expected[name],
+                                                                   2 * expected[name]], 1))
+        np.testing.assert_array_equal(split.labels, (expected[name] % 3 == 0).astype(int))
+        np.testing.assert_array_equal(split.observers["energy"], expected[name] + 0.5)
+        if which == "root":
+            np.testing.assert_array_equal(split.inputs["v"], np.repeat(expected[name][:, None],
+                                                                       3, 1))
+    # in memory the column files are read block by block too: the same as a whole read
+    whole = load_dataset(column_data(path, inputs), "classification")
+    monkeypatch.setattr(hepdl.data.dataset, "_read_file_source", None)  # never read whole
+    in_memory = load_splits(column_data(path, inputs), "classification", seed=5)
+    assert in_memory["test"].class_names == whole.class_names == (
+        ["bkg", "sig"] if which == "parquet" else ["0", "1"])
+    for name, split in in_memory.items():
+        for key in inputs:
+            np.testing.assert_array_equal(split.inputs[key], whole.inputs[key][expected[name]])
+
+
+def test_column_files_that_cannot_stream_are_one_line(tmp_path):
+    import uproot
+
+    parquet, root = numbered_columns(tmp_path)
+    import awkward
+
+    with uproot.recreate(tmp_path / "jagged.root") as f:
+        f.mktree("events", {"hits": "var * float64", "label": np.int32})
+        f["events"].extend({"hits": awkward.Array([[1.0], [2.0, 3.0]]),
+                            "label": np.array([0, 1], dtype=np.int32)})
+    cases = [
+        (column_data(tmp_path / "jagged.root", {"x": "hits"}, False, in_memory=False),
+         "is a jagged branch; expected a flat branch"),
+        (column_data(parquet, {"x": ["a", "kind"]}, in_memory=False),
+         "'kind' holds object values; expected numbers"),
+        (column_data(parquet, {"x": ["a", "c"]}, in_memory=False), "no column 'c'"),
+        (column_data(root, {"x": ["a", "v"]}, in_memory=False),
+         "'v' is not a scalar column; give it as one key instead"),
+    ]
+    for data, message in cases:
+        with pytest.raises(DataError, match=message):
+            streaming_splits(data, "classification", seed=0)
+    (tmp_path / "t.csv").write_text("a,kind\n1,x\n")
+    glob = column_data(parquet, {"x": ["a"]}, in_memory=False)
+    glob.source.path = [str(parquet), str(tmp_path / "t.csv")]
+    with pytest.raises(DataError, match="t.csv: in_memory: false streams Parquet tables"):
+        streaming_splits(glob, "classification", seed=0)
+
+
+@pytest.mark.parametrize("kind", ["table", "root"])
+def test_training_streams_an_ntuple_as_it_reads_it_in_memory(tmp_path, kind, blob_arrays):
+    import pyarrow.parquet as pq
+    import uproot
+
+    from hepdl.api import train
+
+    from .conftest import write_table
+
+    columns = [f"x{i}" for i in range(4)]
+    if kind == "table":  # row groups of 16 events: buffers of many blocks, shuffled together
+        path = tmp_path / "b.parquet"
+        pq.write_table(pq.read_table(write_table(path, *blob_arrays)), path, row_group_size=16)
+        source = {"kind": "table", "path": str(path), "inputs": {"x": columns}, "label": "kind"}
+    else:  # baskets of 16 entries
+        features, labels, _ = blob_arrays
+        branches = {**{c: features[:, i] for i, c in enumerate(columns)},
+                    "label": labels.astype(np.int32)}
+        with uproot.recreate(tmp_path / "b.root") as f:
+            f.mktree("events", {k: v.dtype for k, v in branches.items()})
+            for lo in range(0, len(labels), 16):
+                f["events"].extend({k: v[lo:lo + 16] for k, v in branches.items()})
+        source = {"kind": "root", "path": str(tmp_path / "b.root"), "tree": "events",
+                  "inputs": {"x": columns}, "label": "label"}
+    runs = {}
+    for in_memory in (True, False):
+        runs[in_memory] = train(config_from_dict(small_config(
+            tmp_path, name=f"{kind}-{in_memory}",
+            data={"source": source, "in_memory": in_memory, "shuffle_buffer_mb": 1},
+            preprocess={"x": ["standardize"]},
+            train={"epochs": 3, "batch_size": 32, "lr": 1e-2})), console=None)
+    states = {k: torch.load(run.path / "model.pt", weights_only=True)["model"]
+              for k, run in runs.items()}
+    for name in ("preprocess.x.0.mean_", "preprocess.x.0.scale_", "preprocess.x.0.n_seen_"):
+        torch.testing.assert_close(states[False][name], states[True][name], rtol=1e-9,
+                                   atol=1e-9)  # fitted on the same training events
+    metrics = runs[False].metrics
+    assert metrics["n_events"] == 60 and metrics["mean_auc"] > 0.8  # blobs 1 sigma apart
+    assert not prefetch_threads()
+
+
+def irregular_parquet(path, sizes=(3, 200, 0, 50, 47)):
+    """Row groups of the given sizes (a writer that appended batches), event i holding i."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    start = 0
+    schema = pa.schema([("a", pa.float64()), ("label", pa.int64())])
+    with pq.ParquetWriter(path, schema) as writer:
+        for size in sizes:
+            number = np.arange(start, start + size, dtype=np.float64)
+            writer.write_table(pa.table({"a": number, "label": number.astype(np.int64) % 2},
+                                        schema=schema), row_group_size=max(size, 1))
+            start += size
+    return start
+
+
+def test_parquet_rows_of_any_range_and_each_row_group_decoded_once(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from hepdl.data.readers import ParquetRows
+
+    n = irregular_parquet(tmp_path / "r.parquet")
+    rows = ParquetRows(tmp_path / "r.parquet")
+    rng = np.random.default_rng(0)
+    edges = [0, 3, 203, 253, n]
+    ranges = [(lo, hi) for lo in edges for hi in edges if lo < hi]
+    ranges += [tuple(sorted(rng.choice(n + 1, 2, replace=False))) for _ in range(200)]
+    for lo, hi in ranges:  # across row groups, inside one, at the ends
+        np.testing.assert_array_equal(rows.read(["a"], lo, hi)["a"], np.arange(lo, hi))
+    assert len(rows.read(["a"], n, n)["a"]) == 0
+    rows.close()
+    decoded = []
+    read_row_groups = pq.ParquetFile.read_row_groups
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", lambda self, groups, **kw: (
+        decoded.extend(groups) or read_row_groups(self, groups, **kw)))
+    data = DataConfig.model_validate({"source": {
+        "kind": "table", "path": str(tmp_path / "r.parquet"), "inputs": {"x": ["a"]},
+        "label": "label"}})
+    events = streaming_splits(data, "classification", seed=1)["train"].events
+    for read_bytes in (8 * 39, 8 * 1000):  # blocks smaller than a row group, and several
+        decoded.clear()
+        splits = load_together(streaming_splits(data, "classification", seed=1), read_bytes)
+        assert sorted(g for g in decoded if g != 2) == [0, 1, 3, 4]  # each once (2 is empty)
+        np.testing.assert_array_equal(np.sort(np.concatenate(
+            [s.inputs["x"][:, 0] for s in splits.values()])), np.arange(n))
+    assert [list(e) for e in events.chunk_edges] == [[0, 3, 203, 253, 300]]
+
+
+def test_empty_and_broken_column_files_are_one_line(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import uproot
+
+    pq.write_table(pa.table({"a": np.zeros(0), "label": np.zeros(0, np.int64)}),
+                   tmp_path / "empty.parquet")
+    with uproot.recreate(tmp_path / "empty.root") as f:
+        f.mktree("events", {"a": np.float64, "label": np.int32})
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really" * 20)
+    numbered_columns(tmp_path)
+    cases = [("empty.parquet", {}, "the dataset is empty"),
+             ("empty.root", {"tree": "events"}, "the dataset is empty"),
+             ("bad.parquet", {}, "bad.parquet: not a readable Parquet file"),
+             ("n.root", {"tree": "Events"}, "no tree 'Events'; the file has 'events'")]
+    for name, extra, message in cases:
+        kind = "root" if name.endswith(".root") else "table"
+        for in_memory in (True, False):
+            data = DataConfig.model_validate({"source": {
+                "kind": kind, "path": str(tmp_path / name), "inputs": {"x": ["a"]},
+                "label": "label", **extra}, "in_memory": in_memory})
+            with pytest.raises(DataError, match=message) as error:
+                load_split(data, "classification", 0, "train")
+            assert "\n" not in str(error.value)
+
+
+def test_a_parquet_row_group_larger_than_a_block_is_read_batch_by_batch(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from hepdl.data.readers import ParquetRows
+
+    # the group holds 300 x 8 bytes of column a: "large", cut in batches of 16 rows
+    for name, value in (("large_bytes", 1000), ("batch_bytes", 1), ("min_batch_rows", 16)):
+        monkeypatch.setattr(ParquetRows, name, value)
+    n = irregular_parquet(tmp_path / "one.parquet", sizes=(300,))  # pandas' default: one group
+    rows = ParquetRows(tmp_path / "one.parquet")
+    assert list(rows.chunk_edges(["a"])) == [*range(0, 300, 16), 300]
+    rng = np.random.default_rng(1)
+    for lo, hi in [tuple(sorted(rng.choice(n + 1, 2, replace=False))) for _ in range(100)]:
+        np.testing.assert_array_equal(rows.read(["a"], lo, hi)["a"], np.arange(lo, hi))
+    for lo in range(0, 300, 40):  # in order: the batches go on where the last read ended
+        hi = min(lo + 40, 300)
+        np.testing.assert_array_equal(rows.read(["a"], lo, hi)["a"], np.arange(lo, hi))
+    rows.close()
+    started, yielded = [], []
+    iter_batches = pq.ParquetFile.iter_batches
+
+    def counted(self, *args, **kwargs):
+        started.append(1)
+        for batch in iter_batches(self, *args, **kwargs):
+            yielded.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counted)
+    data = DataConfig.model_validate({"source": {
+        "kind": "table", "path": str(tmp_path / "one.parquet"), "inputs": {"x": ["a"]},
+        "label": "label"}})
+    splits = load_together(streaming_splits(data, "classification", seed=1), read_bytes=4 * 40)
+    assert started == [1] and sum(yielded) == 300  # one pass: every batch decoded once
+    np.testing.assert_array_equal(np.sort(np.concatenate(
+        [s.inputs["x"][:, 0] for s in splits.values()])), np.arange(n))

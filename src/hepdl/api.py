@@ -211,8 +211,11 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
             source = source.model_dump(mode="json") | {"files": str(input)}
         else:
             source = source.model_dump(mode="json") | {"path": str(input)}
+            if task == "classification":  # labels by the run's classes, not the file's own
+                source["class_names"] = source["class_names"] or run.spec["class_names"]
+        # in_memory: _predict_streamed reads block by block what can be, any file else
         data = DataConfig.model_validate(run.config.data.model_dump(mode="json")
-                                         | {"source": source})
+                                         | {"source": source, "in_memory": True})
         streamed = _predict_streamed(run, data, output)
         if streamed is not None:
             return streamed
@@ -229,8 +232,9 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
 
 
 def _predict_streamed(run: Run, data: DataConfig, output: str | Path) -> Path | None:
-    """Predictions for HDF5 and LCD files, read block by block (files of any size); None where
-    the file must be read whole: NaN events to drop, a selection, hits or scalar inputs."""
+    """Predictions for HDF5, LCD, Parquet and ROOT files, read block by block (files of any
+    size); None where the file must be read whole: NaN events to drop, a selection, hits, scalar
+    inputs, or NumPy and CSV files."""
     from hepdl.data.streaming import event_files, streamable
     from hepdl.evaluation.predictions import predict_files
     from hepdl.export import write_predictions

@@ -188,7 +188,7 @@ Source = Annotated[
     Field(discriminator="kind"),
 ]
 
-STREAMING_KINDS = ("hdf5", "lcd")
+STREAMING_KINDS = ("hdf5", "lcd", "table", "root")
 
 
 class SplitConfig(Section):
@@ -258,8 +258,9 @@ class DataConfig(Section):
         default="error", description="NaN/Inf in inputs: stop with an error, or drop those events."
     )
     in_memory: bool = Field(
-        default=True, description="false: data larger than memory; HDF5 files (source kind hdf5 "
-        "or lcd) are read chunk by chunk in a background thread, never whole.",
+        default=True, description="false: data larger than memory; HDF5, Parquet and ROOT files "
+        "(source kind hdf5, lcd, table, root) are read chunk by chunk in a background thread, "
+        "never whole.",
     )
     shuffle: bool = Field(
         default=True, description="Draw a new order of the training events each epoch; false "
@@ -267,15 +268,22 @@ class DataConfig(Section):
         "data-parallel ranks in memory against one process).",
     )
     shuffle_buffer_mb: int = Field(
-        default=64, ge=1, description="in_memory: false: MiB of events, whole HDF5 chunks drawn "
-        "across all files, shuffled together for training.",
+        default=64, ge=1, description="in_memory: false: MiB of events, whole chunks (row "
+        "groups, clusters) drawn across all files, shuffled together for training.",
     )
 
     def not_streamable(self) -> str | None:
-        """Why these events cannot be read chunk by chunk from HDF5 (None: they can)."""
+        """Why these events cannot be read chunk by chunk (None: they may; a CSV file behind a
+        table's glob is found when the files are listed)."""
         if self.source.kind not in STREAMING_KINDS:
-            return (f"in_memory: false streams HDF5 files; source kind {self.source.kind!r} is "
-                    "read whole (use kind hdf5 or lcd, or in_memory: true)")
+            return (f"in_memory: false streams HDF5, Parquet and ROOT files; source kind "
+                    f"{self.source.kind!r} is read whole (use in_memory: true)")
+        if self.source.kind == "table":
+            specs = [self.source.path, *(self.split.files or {}).values()]
+            patterns = [p for spec in specs for p in ([spec] if isinstance(spec, str) else spec)]
+            if any(str(p).lower().endswith((".csv", ".txt", ".gz")) for p in patterns):
+                return ("in_memory: false streams Parquet tables (.parquet, .pq) by row group; a "
+                        "CSV table is read whole (write it as Parquet, or use in_memory: true)")
         if getattr(self.source, "scalar_inputs", None):
             return ("scalar_inputs need in_memory: true (the streaming loader reads the "
                     "calorimeter images only)")

@@ -362,8 +362,8 @@ class _SplitsOnDemand(dict):
 
 def load_split(data: DataConfig, task: str, seed: int, name: str) -> Dataset:
     """One split (``train``, ``val`` or ``test``), the one :func:`load_splits` makes (the same
-    events for the same ``seed``). Events that can stream (HDF5, LCD) are read chunk by chunk
-    and the other splits' are never read; other sources are read whole.
+    events for the same ``seed``). Events that can stream (HDF5, LCD, Parquet, ROOT) are read
+    chunk by chunk and the other splits' are never read; other sources are read whole.
 
     Raises
     ------
@@ -393,7 +393,7 @@ def load_splits(data: DataConfig, task: str, seed: int) -> dict[str, Dataset]:
         return _SplitsOnDemand(data, task, seed)
     from hepdl.data.streaming import load_together, streamable, streaming_splits
 
-    if streamable(data):  # HDF5 read block by block into the splits: never the file whole too
+    if streamable(data):  # read block by block into the splits: never the file whole too
         return load_together(streaming_splits(data, task, seed))
     if data.split.files is not None:
         splits = {name: load_dataset(data, task, path=files)

@@ -124,7 +124,7 @@ def read_hdf5(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
 def read_table(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
     """Columns of a Parquet (pyarrow) or CSV (pandas) table, chosen by the file's suffix."""
     suffix = path.suffix.lower()
-    if suffix in {".parquet", ".pq"}:
+    if suffix in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
 
         try:
@@ -153,26 +153,207 @@ def read_table(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
 
 TREE_CLASSES = ("TTree", "ROOT::RNTuple")
 
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in PARQUET_SUFFIXES
+
+
+def _one_line(exc: Exception) -> str:
+    """A library's error message on one line (pyarrow's span several)."""
+    return " ".join(str(exc).split())
+
+
+class ParquetRows:
+    """An open Parquet file read by rows, for streaming.
+
+    :meth:`read` decodes whole row groups where a range covers them, and the rows of a row
+    group larger than ``large_bytes`` (decoded, of the columns read) batch by batch, batches of
+    about ``batch_bytes``: pyarrow and pandas write row groups of up to 1,048,576 rows by
+    default, one for most files. A read that goes on where the last one ended continues its
+    batches, so a pass over the file decodes every batch once; a read elsewhere in a row group
+    decodes it from the start (shuffled blocks of a large row group).
+    """
+
+    large_bytes = 32 * 2**20
+    batch_bytes = 8 * 2**20
+    min_batch_rows = 1024
+
+    def __init__(self, path: Path):
+        import pyarrow.parquet as pq
+
+        self.path = path
+        try:
+            self.file = pq.ParquetFile(path, buffer_size=2**20, pre_buffer=False)
+        except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+            raise DataError(str(path), f"not a readable Parquet file ({_one_line(exc)})") \
+                from None
+        meta = self.file.metadata
+        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.names = list(self.file.schema_arrow.names)
+        self._cursor = None  # (group, keys), where the pending batch starts, batches, pending
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.starts[-1])
+
+    def chunk_edges(self, keys: Sequence[str]) -> np.ndarray:
+        """Where each row group, and each batch of a large one, begins; and the row count: the
+        pieces blocks are made of (for the columns ``keys``)."""
+        pieces = [np.arange(a, b, self._batch_rows(group, keys) or max(b - a, 1))
+                  for group, (a, b) in enumerate(zip(self.starts[:-1], self.starts[1:],
+                                                     strict=True))]
+        return np.unique(np.concatenate([*pieces, [self.n_rows]])).astype(np.int64)
+
+    def _batch_rows(self, group: int, keys: Sequence[str]) -> int | None:
+        """Rows of a batch of a large row group (None: the group is read whole)."""
+        meta, rows = self.file.metadata.row_group(group), int(self.starts[group + 1]
+                                                               - self.starts[group])
+        size = sum(meta.column(self.names.index(k)).total_uncompressed_size
+                   for k in dict.fromkeys(keys))
+        if size <= self.large_bytes:
+            return None
+        return max(self.min_batch_rows, int(rows * self.batch_bytes / size))
+
+    def require(self, keys: Sequence[str]) -> None:
+        missing = [k for k in keys if k not in self.names]
+        if missing:
+            raise KeyNotFoundError(str(self.path), missing[0], self.names, "column")
+
+    def describe(self, key: str) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape of one event's value (() for a scalar column) and its NumPy dtype (object for
+        what is not a number: lists, strings)."""
+        arrow = self.file.schema_arrow.field(key).type
+        try:
+            return (), np.dtype(arrow.to_pandas_dtype())
+        except (NotImplementedError, TypeError):
+            return (), np.dtype(object)
+
+    def read(self, keys: Sequence[str], lo: int, hi: int) -> dict[str, np.ndarray]:
+        """Rows ``lo:hi`` of the columns ``keys`` (decoded on this thread: the training thread
+        keeps the cores)."""
+        import pyarrow as pa
+
+        keys = list(dict.fromkeys(keys))
+        if hi <= lo:
+            return {k: np.empty(0, dtype=self.describe(k)[1]) for k in keys}
+        first = int(np.searchsorted(self.starts, lo, side="right")) - 1
+        last = int(np.searchsorted(self.starts, hi, side="left"))
+        parts = []
+        try:
+            for group in range(first, last):
+                a, b = max(lo, int(self.starts[group])), min(hi, int(self.starts[group + 1]))
+                if b <= a:
+                    continue
+                if b - a == self.starts[group + 1] - self.starts[group]:
+                    parts.append(self.file.read_row_groups([group], columns=keys,
+                                                           use_threads=False))
+                else:
+                    parts.append(self._rows_of_group(group, keys, a, b))
+        except (OSError, ValueError) as exc:
+            raise DataError(str(self.path), f"cannot be read ({_one_line(exc)}); truncated "
+                                            "file?") from None
+        table = pa.concat_tables(parts)
+        return {k: table.column(k).to_numpy() for k in keys}
+
+    def _rows_of_group(self, group: int, keys: list[str], a: int, b: int):
+        """Rows ``a:b`` of one row group, from its batches: those of the last read if it ended
+        at or before ``a`` in this group, else from the group's first batch."""
+        import pyarrow as pa
+
+        cursor = self._cursor
+        if cursor is None or cursor[0] != (group, tuple(keys)) or cursor[1] > a:
+            batches = self.file.iter_batches(batch_size=self._batch_rows(group, keys) or 65_536,
+                                             row_groups=[group], columns=keys,
+                                             use_threads=False)  # as chunk_edges cut it
+            cursor = [(group, tuple(keys)), int(self.starts[group]), batches, None]
+        _, position, batches, pending = cursor
+        taken = []
+        while position < b:
+            if pending is None:
+                pending = next(batches)
+            end = position + pending.num_rows
+            if end > a:
+                taken.append(pending.slice(max(a - position, 0), min(b, end) - max(a, position)))
+            if end > b:
+                break  # the rest of this batch is the next read's
+            position, pending = end, None
+        self._cursor = [cursor[0], position, batches, pending]
+        return pa.Table.from_batches(taken)
+
+    def close(self) -> None:
+        self._cursor = None
+        self.file.close()
+
+
+class RootRows:
+    """A flat ROOT TTree (or RNTuple) read by entries with uproot: :meth:`read` takes entries
+    ``lo:hi`` of some branches."""
+
+    def __init__(self, path: Path, tree: str):
+        import uproot
+
+        self.path, self.where = path, f"{path}:{tree}"
+        try:  # each entry is read once: uproot's cache of arrays would only hold memory
+            self.file = uproot.open(path, array_cache=None)
+        except Exception as exc:  # uproot raises many types for a corrupt file
+            raise DataError(str(path), f"not a readable ROOT file ({type(exc).__name__})") \
+                from None
+        if tree not in self.file:
+            trees = [k.split(";")[0] for k, c in self.file.classnames().items()
+                     if c in TREE_CLASSES]
+            self.file.close()
+            raise KeyNotFoundError(str(path), tree, trees, "tree")
+        self.tree = self.file[tree]
+        self.names = list(self.tree.keys())
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.tree.num_entries)
+
+    def chunk_edges(self, keys: Sequence[str]) -> np.ndarray:
+        """Where the branches ``keys`` all begin a basket, and the entry count (an RNTuple:
+        every 4,096 entries, so blocks follow the bytes)."""
+        if not hasattr(self.tree, "common_entry_offsets"):
+            return np.unique(np.append(np.arange(0, self.n_rows, 4096), self.n_rows))
+        return np.unique(np.asarray(self.tree.common_entry_offsets(filter_name=list(keys)),
+                                    dtype=np.int64))
+
+    def require(self, keys: Sequence[str]) -> None:
+        missing = [k for k in keys if k not in self.names]
+        if missing:
+            raise KeyNotFoundError(self.where, missing[0], self.names, "branch")
+
+    def describe(self, key: str) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape of one entry's value and its dtype, from the first entry (object: jagged)."""
+        value = self.read([key], 0, min(1, self.n_rows))[key]
+        return tuple(value.shape[1:]), value.dtype
+
+    def read(self, keys: Sequence[str], lo: int, hi: int) -> dict[str, np.ndarray]:
+        try:
+            arrays = self.tree.arrays(list(dict.fromkeys(keys)), entry_start=lo, entry_stop=hi,
+                                      library="np")
+        except MemoryError:
+            raise
+        except Exception as exc:  # uproot's decompression and deserialization errors
+            raise DataError(self.where, f"cannot be read ({type(exc).__name__}: "
+                                        f"{_one_line(exc)}); truncated file?") from None
+        return {k: arrays[k] for k in keys}
+
+    def close(self) -> None:
+        self.file.close()
+
 
 def read_root(path: Path, keys: Sequence[str], tree: str) -> dict[str, np.ndarray]:
     """Flat branches of a ROOT TTree (or RNTuple: uproot reads both the same way)."""
-    import uproot
-
+    rows = RootRows(path, tree)
     try:
-        handle = uproot.open(path)
-    except Exception as exc:  # uproot raises many types for a corrupt file
-        raise DataError(str(path), f"not a readable ROOT file ({type(exc).__name__})") from None
-    with handle:
-        if tree not in handle:
-            trees = [k.split(";")[0] for k, c in handle.classnames().items()
-                     if c in TREE_CLASSES]
-            raise KeyNotFoundError(str(path), tree, trees, "tree")
-        ttree = handle[tree]
-        branches = list(ttree.keys())
-        missing = [k for k in keys if k not in branches]
-        if missing:
-            raise KeyNotFoundError(f"{path}:{tree}", missing[0], branches, "branch")
-        arrays = ttree.arrays(list(dict.fromkeys(keys)), library="np")
+        rows.require(keys)
+        arrays = rows.read(keys, 0, rows.n_rows)
+    finally:
+        rows.close()
     for key, array in arrays.items():
         if array.dtype == object:
             raise DataError(f"{path}:{tree}:{key}", "is a jagged branch; expected a flat branch")

@@ -1,10 +1,10 @@
-"""Data larger than memory: HDF5 events read chunk by chunk, shuffled in a buffer, prefetched.
+"""Data larger than memory: events read chunk by chunk, shuffled in a buffer, prefetched.
 
 Nothing here reads a whole file. The event counts come from the file headers, so the
 train/val/test split by fraction is a split of event numbers (:func:`split_indices`, the same
-events as in memory); each split then reads *blocks*, whole HDF5 chunks along the event axis,
-and keeps its own events of each block (one vectorized selection). Labels are small and are read
-whole up front.
+events as in memory); each split then reads *blocks*, whole chunks along the event axis (HDF5
+chunks, Parquet row groups, ROOT clusters), and keeps its own events of each block (one
+vectorized selection). Labels are small and are read whole up front.
 
 :class:`StreamingLoader` has the interface of :class:`~hepdl.data.loader.InMemoryLoader`:
 ``len()`` batches, ``batches(epoch, start)`` and ``n_events``, and the order of an epoch depends
@@ -30,6 +30,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +47,20 @@ from hepdl.data.dataset import (
     split_indices,
 )
 from hepdl.data.lcd import read_lcd_observers, scan_lcd
-from hepdl.data.readers import expand_paths, hdf5_dataset, open_hdf5, read_hdf5
+from hepdl.data.readers import (
+    ParquetRows,
+    RootRows,
+    expand_paths,
+    hdf5_dataset,
+    is_parquet,
+    open_hdf5,
+    read_arrays,
+    read_hdf5,
+)
 from hepdl.errors import ConfigError, DataError
 
 READ_BYTES = 16 * 2**20
-"""Bytes of events read at a time: whole HDF5 chunks, at least one, about this much."""
+"""Bytes of events read at a time: whole chunks (row groups), at least one, about this much."""
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor | None]
 Plan = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -74,9 +84,48 @@ class Blocks:
         return len(self.file)
 
 
+class Hdf5Reader:
+    """How blocks of HDF5 files are read: straight into the float32 arrays (h5py converts)."""
+
+    def open(self, path: Path):
+        return open_hdf5(path)
+
+    def fill(self, handle, input_keys: dict, out: dict[str, np.ndarray], lo: int, hi: int,
+             path: Path) -> None:
+        for name, keys in input_keys.items():
+            if isinstance(keys, str):
+                column = np.s_[:, 0] if handle[keys].ndim == 1 else None
+                _read_rows(handle[keys], out[name], lo, hi, column, path, keys)
+            else:
+                for j, key in enumerate(keys):
+                    _read_rows(handle[key], out[name], lo, hi, np.s_[:, j], path, key)
+
+
+@dataclass
+class RowReader:
+    """How blocks of column files are read: every key of the inputs in one read of rows
+    ``lo:hi`` (``open``: a path -> :class:`~hepdl.data.readers.ParquetRows` or
+    :class:`~hepdl.data.readers.RootRows`), then copied into the float32 arrays."""
+
+    open: Callable[[Path], ParquetRows | RootRows]
+
+    def fill(self, handle, input_keys: dict, out: dict[str, np.ndarray], lo: int, hi: int,
+             path: Path) -> None:
+        keys = [k for spec in input_keys.values() for k in ([spec] if isinstance(spec, str)
+                                                           else spec)]
+        columns = handle.read(keys, lo, hi)
+        for name, spec in input_keys.items():
+            if isinstance(spec, str):
+                out[name][...] = columns[spec].reshape(out[name].shape)
+            else:
+                for j, key in enumerate(spec):
+                    out[name][:, j] = columns[key]
+
+
 @dataclass
 class EventFiles:
-    """The events of an HDF5 source as files, with what the headers and the small keys say.
+    """The events of an HDF5, LCD, Parquet or ROOT source as files, with what the headers and the
+    small keys say.
 
     Attributes
     ----------
@@ -100,6 +149,11 @@ class EventFiles:
         Returns the observers of every event, ``{name: (N,) float64}``.
     nonfinite : {"error", "drop"}
         What NaN/Inf in an input does: ``error`` stops at the first block that holds one.
+    reader : Hdf5Reader or RowReader
+        How a block of the files is read.
+    chunk_edges : list of ndarray, optional
+        Per file, the events where its chunks (Parquet row groups, ROOT clusters) begin, and its
+        count: chunks of any sizes. None: chunks of ``chunk_rows`` (HDF5).
     """
 
     files: list[Path]
@@ -111,6 +165,8 @@ class EventFiles:
     class_names: list[str]
     read_observers: Callable[[], dict[str, np.ndarray]] = field(repr=False)
     nonfinite: str = "error"
+    reader: Hdf5Reader | RowReader = field(default_factory=Hdf5Reader, repr=False)
+    chunk_edges: list[np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def n_events(self) -> int:
@@ -122,14 +178,20 @@ class EventFiles:
         return sum(4 * int(np.prod(shape)) for shape in self.input_shapes.values())
 
     def blocks(self, read_bytes: int = READ_BYTES) -> Blocks:
-        """Split every file into blocks of whole chunks, about ``read_bytes`` each."""
+        """Split every file into blocks of whole chunks, about ``read_bytes`` each (a chunk
+        larger than that is a block of its own: no chunk is ever read twice in a pass)."""
         files, los, his = [], [], []
         for f, (n, chunk) in enumerate(zip(self.counts, self.chunk_rows, strict=True)):
-            rows = int(chunk) * max(1, read_bytes // max(int(chunk) * self.event_bytes, 1))
-            lo = np.arange(0, int(n), rows, dtype=np.int64)
+            if self.chunk_edges is not None:
+                edges = _merged(self.chunk_edges[f], read_bytes // max(self.event_bytes, 1))
+                lo, hi = edges[:-1], edges[1:]
+            else:
+                rows = int(chunk) * max(1, read_bytes // max(int(chunk) * self.event_bytes, 1))
+                lo = np.arange(0, int(n), rows, dtype=np.int64)
+                hi = np.minimum(lo + rows, int(n))
             files.append(np.full(len(lo), f, dtype=np.int64))
             los.append(lo)
-            his.append(np.minimum(lo + rows, int(n)))
+            his.append(hi)
         offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
         file, lo = np.concatenate(files), np.concatenate(los)
         return Blocks(file=file, lo=lo, hi=np.concatenate(his), start=offsets[file] + lo)
@@ -149,17 +211,13 @@ class EventFiles:
         """
         path = self.files[file]
         if file not in handles:
-            handles[file] = open_hdf5(path)
-        handle = handles[file]
-        out = {}
-        for name, keys in self.input_keys.items():
-            value = np.empty((hi - lo, *self.input_shapes[name]), dtype=np.float32)
-            if isinstance(keys, str):
-                column = np.s_[:, 0] if handle[keys].ndim == 1 else None
-                _read_rows(handle[keys], value, lo, hi, column, path, keys)
-            else:
-                for j, key in enumerate(keys):
-                    _read_rows(handle[key], value, lo, hi, np.s_[:, j], path, key)
+            handles[file] = self.reader.open(path)
+        out = {name: np.empty((hi - lo, *shape), dtype=np.float32)
+               for name, shape in self.input_shapes.items()}
+        if hi > lo:
+            self.reader.fill(handles[file], self.input_keys, out, lo, hi, path)
+        for name, value in out.items():
+            keys = self.input_keys[name]
             if check_finite and not np.isfinite(value).all():
                 rows = ~np.isfinite(value.reshape(len(value), -1)).all(axis=1)
                 raise DataError(f"{path}:{keys if isinstance(keys, str) else ','.join(keys)}",
@@ -167,9 +225,7 @@ class EventFiles:
                                 f"{lo + int(np.flatnonzero(rows)[0])} of this file (set "
                                 "data.nonfinite: drop, with in_memory: true, to drop such "
                                 "events)")
-            out[name] = value
         return out
-
 
     def read_all(self, read_bytes: int = READ_BYTES) -> Iterator[dict[str, np.ndarray]]:
         """Every event's inputs in file order, one block of about ``read_bytes`` at a time."""
@@ -179,6 +235,19 @@ class EventFiles:
                 yield self.read_block(handles, int(file), int(lo), int(hi))
         finally:
             _close(handles)
+
+
+def _merged(edges: np.ndarray, rows: int) -> np.ndarray:
+    """Block edges from chunk edges: consecutive chunks joined while a block holds at most
+    ``rows`` events, a larger chunk alone. A loop over chunks (row groups), not events."""
+    kept, previous = [int(edges[0])], int(edges[0])
+    for edge in map(int, edges[1:]):
+        if edge - kept[-1] > rows and previous > kept[-1]:
+            kept.append(previous)
+        previous = edge
+    if previous > kept[-1]:
+        kept.append(previous)
+    return np.asarray(kept, dtype=np.int64)
 
 
 def _read_rows(node, out: np.ndarray, lo: int, hi: int, dest, path: Path, key: str) -> None:
@@ -217,29 +286,12 @@ def _hdf5_events(data: DataConfig, task: str, path: PathSpec | None,
         with open_hdf5(file) as handle:
             lengths = {}
             for name, spec in source.inputs.items():
-                nodes = [hdf5_dataset(handle, file, key) for key in
-                         ([spec] if isinstance(spec, str) else spec)]
-                for key, node in zip([spec] if isinstance(spec, str) else spec, nodes,
-                                     strict=True):
+                described = {}
+                for key in [spec] if isinstance(spec, str) else spec:
+                    node = hdf5_dataset(handle, file, key)
                     lengths[key] = node.shape[0] if node.ndim else 0
-                    if node.dtype.kind not in "fiub":
-                        raise DataError(f"data.source.inputs.{name}",
-                                        f"holds {node.dtype} values; expected numbers")
-                if isinstance(spec, str):
-                    shape = tuple(nodes[0].shape[1:]) or (1,)
-                else:
-                    bad = [key for key, node in zip(spec, nodes, strict=True) if node.ndim != 1]
-                    if bad:
-                        raise DataError(f"data.source.inputs.{name}", f"{bad[0]!r} is not a "
-                                        "scalar column; give it as one key instead")
-                    shape = (len(spec),)
-                if name not in shapes:
-                    shapes[name], first_file[name] = shape, file
-                elif shape != shapes[name]:
-                    key = spec if isinstance(spec, str) else name
-                    raise DataError(key, f"event shape differs between files: "
-                                         f"{first_file[name].name} {shapes[name]}, "
-                                         f"{file.name} {shape}")
+                    described[key] = tuple(node.shape[1:]), node.dtype
+                _input_shape(name, spec, described, file, shapes, first_file)
             for key in keys:
                 node = hdf5_dataset(handle, file, key)
                 lengths[key] = node.shape[0] if node.ndim else 0
@@ -251,15 +303,10 @@ def _hdf5_events(data: DataConfig, task: str, path: PathSpec | None,
             raise DataError(str(file), f"keys hold different numbers of events: {detail}")
         counts.append(next(iter(lengths.values())))
 
+    _not_empty(counts, where)
     raw = None if label is None else np.concatenate([read_hdf5(f, [label])[label]
                                                      for f in files])
-    if raw is None:
-        labels, class_names = None, list(source.class_names or [])
-    elif task == "regression":
-        labels = np.asarray(raw, dtype=np.float32).reshape(len(raw), -1)
-        labels, class_names = (labels[:, 0] if labels.shape[1] == 1 else labels), []
-    else:
-        labels, class_names = _encode_labels(raw, source.class_names, f"{where} label")
+    labels, class_names = _labels(raw, task, source, where)
 
     def read_observers() -> dict[str, np.ndarray]:
         if not source.observers:
@@ -273,6 +320,111 @@ def _hdf5_events(data: DataConfig, task: str, path: PathSpec | None,
                       chunk_rows=np.asarray(chunk_rows, dtype=np.int64), labels=labels,
                       class_names=list(class_names), read_observers=read_observers,
                       nonfinite=data.nonfinite)
+
+
+def _input_shape(name: str, spec: str | list[str], described: dict, file: Path,
+                 shapes: dict[str, tuple[int, ...]], first_file: dict[str, Path]) -> None:
+    """Check one file's keys of an input, ``described`` as key -> (event shape, dtype): numbers,
+    scalar columns when several are stacked, and the same event shape as in the files before
+    (kept in ``shapes`` and ``first_file``)."""
+    for key, (_, dtype) in described.items():
+        if dtype.kind not in "fiub":
+            raise DataError(f"data.source.inputs.{name}",
+                            f"{key!r} holds {dtype} values; expected numbers")
+    if isinstance(spec, str):
+        shape = described[spec][0] or (1,)
+    else:
+        bad = [key for key, (event_shape, _) in described.items() if event_shape]
+        if bad:
+            raise DataError(f"data.source.inputs.{name}", f"{bad[0]!r} is not a scalar column; "
+                                                          "give it as one key instead")
+        shape = (len(spec),)
+    if name not in shapes:
+        shapes[name], first_file[name] = shape, file
+    elif shape != shapes[name]:
+        raise DataError(spec if isinstance(spec, str) else name,
+                        f"event shape differs between files: {first_file[name].name} "
+                        f"{shapes[name]}, {file.name} {shape}")
+
+
+def _not_empty(counts: list[int], where: str) -> None:
+    """Refuse files without events before their labels are read."""
+    if not sum(counts):
+        raise DataError(where, "the dataset is empty (0 events)")
+
+
+def _labels(raw: np.ndarray | None, task: str, source: FileSource, where: str):
+    """Every event's label (class index, or float target for regression) and the class names."""
+    if raw is None:
+        return None, list(source.class_names or [])
+    if task == "regression":
+        labels = np.asarray(raw, dtype=np.float32).reshape(len(raw), -1)
+        return (labels[:, 0] if labels.shape[1] == 1 else labels), []
+    labels, class_names = _encode_labels(raw, source.class_names, f"{where} label")
+    return labels, list(class_names)
+
+
+def _column_events(data: DataConfig, task: str, path: PathSpec | None,
+                   require_labels: bool = True) -> EventFiles:
+    """Headers, labels and observer reader of a Parquet (``table``) or ``root`` source; the
+    labels and observers are columns, read whole (a column store reads them alone)."""
+    source: FileSource = data.source
+    files = expand_paths(path or source.path)
+    tree = getattr(source, "tree", None)
+    if source.kind == "table":
+        csv = [f for f in files if not is_parquet(f)]
+        if csv:
+            raise DataError(str(csv[0]), "in_memory: false streams Parquet tables by row group; "
+                                         "a CSV table is read whole (write it as Parquet, or set "
+                                         "data.in_memory: true)")
+        open_rows = ParquetRows
+    else:
+        open_rows = partial(RootRows, tree=tree)
+    label = source.label
+    if label is None and require_labels:
+        raise DataError("data.source.label", "no label key given; training needs labels")
+    where = str(path or source.path)
+    inputs = [k for spec in source.inputs.values() for k in ([spec] if isinstance(spec, str)
+                                                            else spec)]
+    shapes: dict[str, tuple[int, ...]] = {}
+    first_file: dict[str, Path] = {}
+    counts, chunk_rows, edges, labelled = [], [], [], []
+    for file in files:
+        with contextlib.closing(open_rows(file)) as rows:
+            rows.require([*inputs, *source.observers.values(),
+                          *([label] if label is not None and require_labels else [])])
+            labelled.append(label is not None and label in rows.names)
+            for name, spec in source.inputs.items():
+                described = {key: rows.describe(key) for key in ([spec] if isinstance(spec, str)
+                                                                 else spec)}
+                for key, (_, dtype) in described.items():
+                    if dtype.kind == "O" and source.kind == "root":
+                        raise DataError(f"{file}:{tree}:{key}", "is a jagged branch; expected "
+                                                                "a flat branch")
+                _input_shape(name, spec, described, file, shapes, first_file)
+            counts.append(rows.n_rows)
+            edges.append(rows.chunk_edges(inputs))
+            chunk_rows.append(int(edges[-1][1] - edges[-1][0]) if len(edges[-1]) > 1 else 1)
+    _not_empty(counts, where)
+    if not all(labelled):
+        label = None  # a prediction input without labels (in some file): scores only
+    raw = None if label is None else np.concatenate(
+        [read_arrays(source.kind, f, [label], tree)[label] for f in files])
+    labels, class_names = _labels(raw, task, source, where)
+
+    def read_observers() -> dict[str, np.ndarray]:
+        if not source.observers:
+            return {}
+        parts = [read_arrays(source.kind, f, list(source.observers.values()), tree)
+                 for f in files]
+        return {name: np.concatenate([p[key] for p in parts]).astype(np.float64)
+                for name, key in source.observers.items()}
+
+    return EventFiles(files=files, counts=np.asarray(counts, dtype=np.int64),
+                      input_keys=dict(source.inputs), input_shapes=shapes,
+                      chunk_rows=np.asarray(chunk_rows, dtype=np.int64), labels=labels,
+                      class_names=class_names, read_observers=read_observers,
+                      nonfinite=data.nonfinite, reader=RowReader(open_rows), chunk_edges=edges)
 
 
 def _holds(file: Path, key: str) -> bool:
@@ -303,20 +455,25 @@ def _lcd_events(data: DataConfig, task: str, path: PathSpec | None) -> EventFile
 
 
 def streamable(data: DataConfig) -> bool:
-    """Whether these events can be read chunk by chunk: an ``hdf5`` or ``lcd`` source without a
-    selection, dropped events or scalar inputs (:meth:`~hepdl.config.DataConfig.not_streamable`),
-    and no input stored as hits in any split's files (those are read whole)."""
+    """Whether these events can be read chunk by chunk: an ``hdf5``, ``lcd``, Parquet or ``root``
+    source without a selection, dropped events or scalar inputs
+    (:meth:`~hepdl.config.DataConfig.not_streamable`), no CSV file and no input stored as hits in
+    any split's files (those are read whole)."""
     if data.not_streamable() is not None:
         return False
+    groups = list(data.split.files.values()) if data.split.files is not None else [None]
+    if data.source.kind == "table":
+        return all(is_parquet(f) for files in groups
+                   for f in expand_paths(files or data.source.path))
     if data.source.kind != "lcd":
         return True
-    groups = list(data.split.files.values()) if data.split.files is not None else [None]
     return not any(scan_lcd(data.source, files).hits_inputs for files in groups)
 
 
 def event_files(data: DataConfig, task: str = "classification",
                 path: PathSpec | None = None, require_labels: bool = True) -> EventFiles:
-    """The events of an ``hdf5`` or ``lcd`` source, reading headers and labels only.
+    """The events of an ``hdf5``, ``lcd``, Parquet or ``root`` source, reading headers and
+    labels only.
 
     Parameters
     ----------
@@ -342,9 +499,11 @@ def event_files(data: DataConfig, task: str = "classification",
         events = _lcd_events(data, task, path)
     elif data.source.kind == "hdf5":
         events = _hdf5_events(data, task, path, require_labels)
+    elif data.source.kind in ("table", "root"):
+        events = _column_events(data, task, path, require_labels)
     else:
-        raise ConfigError("data.in_memory", f"false streams HDF5 files; source kind "
-                                            f"{data.source.kind!r} is read whole")
+        raise ConfigError("data.in_memory", f"false streams HDF5, Parquet and ROOT files; "
+                                            f"source kind {data.source.kind!r} is read whole")
     if events.n_events == 0:
         raise DataError(str(path or events.files[0]), "the dataset is empty (0 events)")
     return events
@@ -445,7 +604,7 @@ def _load_one_pass(events: EventFiles, splits: dict[str, StreamingSplit],
 
 
 def streaming_splits(data: DataConfig, task: str, seed: int) -> dict[str, StreamingSplit]:
-    """The train, val and test splits of an HDF5 source, without reading an event.
+    """The train, val and test splits of a streamable source, without reading an event.
 
     By fraction, the events are those :func:`~hepdl.data.dataset.load_splits` takes in memory
     (the same ``split_indices`` of the same event count); with ``data.split.files`` each split is
@@ -543,7 +702,7 @@ def _in_background(produce: Callable[[Callable[[object], None]], None],
 class StreamingLoader:
     """Shuffled mini-batches of a split too large for memory, read from HDF5 as it trains.
 
-    An epoch is a permutation of the blocks (whole HDF5 chunks, across all files), taken
+    An epoch is a permutation of the blocks (whole chunks, across all files), taken
     ``buffer_bytes`` at a time; the events of a buffer are shuffled together and cut into
     batches, and a batch that straddles two buffers takes the tail of one and the head of the
     next, so every batch but the last is full and there are ``ceil(n_events / batch_size)``.
@@ -572,7 +731,7 @@ class StreamingLoader:
         Bytes of events shuffled together; at least one block. Default: the default of
         ``data.shuffle_buffer_mb``.
     read_bytes : int
-        Bytes read at a time, rounded to whole HDF5 chunks.
+        Bytes read at a time, rounded to whole chunks (row groups, clusters).
     ranks : hepdl.training.distributed.Ranks, optional
         In data-parallel training, the rank whose share of the blocks this loader reads.
 

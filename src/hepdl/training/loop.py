@@ -311,7 +311,7 @@ def _train(config: Config, run: Path, checkpoint: dict | None, console,
     elif config.data.in_memory:
         splits, sizes = load_shards(config.data, config.task, config.seed,
                                     lambda name, n: ranks.shard(n, batch_sizes[name]))
-    else:  # larger than memory: HDF5 chunks read in a background thread as training goes
+    else:  # larger than memory: file chunks read in a background thread as training goes
         from hepdl.data.streaming import StreamingLoader, streaming_splits
 
         splits = streaming_splits(config.data, config.task, config.seed)
