@@ -239,3 +239,9 @@ def test_predictions_of_ntuples_label_by_the_runs_classes(tmp_path, blob_arrays,
         assert "label" not in f and len(f["score_sig"]) == len(signal)
     with h5py.File(api.predict(run.path, tmp_path / "sig.csv", tmp_path / "c.h5")) as f:
         assert set(f["label"][()]) == {run.spec["class_names"].index("sig")}
+    import yaml  # a data section of its own: labelled by the run's classes too
+
+    section = {"source": {**config["data"]["source"], "path": str(tmp_path / "sig.parquet")}}
+    (tmp_path / "sig.yaml").write_text(yaml.safe_dump(section))
+    with h5py.File(api.predict(run.path, tmp_path / "sig.yaml", tmp_path / "y.h5")) as f:
+        assert set(f["label"][()]) == {run.spec["class_names"].index("sig")}

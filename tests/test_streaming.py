@@ -669,7 +669,8 @@ def test_a_parquet_row_group_larger_than_a_block_is_read_batch_by_batch(tmp_path
     from hepdl.data.readers import ParquetRows
 
     # the group holds 300 x 8 bytes of column a: "large", cut in batches of 16 rows
-    for name, value in (("large_bytes", 1000), ("batch_bytes", 1), ("min_batch_rows", 16)):
+    for name, value in (("large_bytes", 1000), ("batch_bytes", 1), ("min_batch_rows", 16),
+                        ("column_bytes", 0)):
         monkeypatch.setattr(ParquetRows, name, value)
     n = irregular_parquet(tmp_path / "one.parquet", sizes=(300,))  # pandas' default: one group
     rows = ParquetRows(tmp_path / "one.parquet")
@@ -698,3 +699,36 @@ def test_a_parquet_row_group_larger_than_a_block_is_read_batch_by_batch(tmp_path
     assert started == [1] and sum(yielded) == 300  # one pass: every batch decoded once
     np.testing.assert_array_equal(np.sort(np.concatenate(
         [s.inputs["x"][:, 0] for s in splits.values()])), np.arange(n))
+
+
+def test_one_batch_reader_is_alive_across_many_parquet_files(tmp_path, monkeypatch):
+    from hepdl.data import streaming
+    from hepdl.data.readers import ParquetRows
+
+    for name, value in (("large_bytes", 100), ("batch_bytes", 1), ("min_batch_rows", 16),
+                        ("column_bytes", 0)):
+        monkeypatch.setattr(ParquetRows, name, value)
+    files = []
+    for i in range(4):  # one row group each, as pandas writes
+        files.append(tmp_path / f"f{i}.parquet")
+        irregular_parquet(files[-1], sizes=(100,))
+    opened, alive = [], []
+    init, fill = ParquetRows.__init__, streaming.RowReader.fill
+    monkeypatch.setattr(ParquetRows, "__init__", lambda self, path: (
+        opened.append(self), init(self, path))[1])
+
+    def counted(self, *args):
+        fill(self, *args)
+        alive.append(sum(rows._cursor is not None for rows in opened))
+
+    monkeypatch.setattr(streaming.RowReader, "fill", counted)
+    data = DataConfig.model_validate({"source": {
+        "kind": "table", "path": [str(f) for f in files], "inputs": {"x": ["a"]},
+        "label": "label"}, "in_memory": False})
+    splits = streaming_splits(data, "classification", seed=2)
+    list(splits["train"].events.read_all(read_bytes=8 * 16))  # as hepdl predict reads
+    loader = StreamingLoader(splits["train"], batch_size=8, shuffle=True, seed=2,
+                             buffer_bytes=8 * 64, read_bytes=8 * 16)
+    seen = np.concatenate([x["x"][:, 0].numpy() for x, _ in loader.batches(0)])
+    assert len(seen) == len(splits["train"]) and len(alive) > 20
+    assert max(alive) == 1  # never a reader per file

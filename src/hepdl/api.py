@@ -200,7 +200,11 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
     input = Path(input)
     task = run.config.task
     if input.suffix.lower() in {".yaml", ".yml"}:
-        dataset = load_dataset(load_data_config(input), task, require_labels=False)
+        data = load_data_config(input)
+        if task == "classification" and hasattr(data.source, "class_names"):
+            # labels by the run's classes, not the file's own
+            data.source.class_names = data.source.class_names or run.spec["class_names"]
+        dataset = load_dataset(data, task, require_labels=False)
     else:
         source = run.config.data.source
         if isinstance(source, DigitsSource):  # a file of the digits layout: pixels (+ label)

@@ -7,6 +7,8 @@ Each reader answers one question, ``read(path, keys) -> {key: array}``, and rais
 from __future__ import annotations
 
 import glob
+import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -134,7 +136,8 @@ def read_table(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
                 raise KeyNotFoundError(str(path), missing[0], schema.names, "column")
             table = pq.read_table(path, columns=list(dict.fromkeys(keys)))
         except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
-            raise DataError(str(path), f"not a readable Parquet file ({exc})") from None
+            raise DataError(str(path), f"not a readable Parquet file ({_one_line(exc)})") \
+                from None
         return {k: table.column(k).to_numpy() for k in keys}
     if suffix in {".csv", ".txt"} or path.name.endswith(".csv.gz"):
         import pandas as pd
@@ -155,6 +158,9 @@ TREE_CLASSES = ("TTree", "ROOT::RNTuple")
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
+_BATCH_READER = threading.local()
+"""The ParquetRows whose row group is read batch by batch on this thread (a weak reference)."""
+
 
 def is_parquet(path: Path) -> bool:
     return path.suffix.lower() in PARQUET_SUFFIXES
@@ -168,16 +174,19 @@ def _one_line(exc: Exception) -> str:
 class ParquetRows:
     """An open Parquet file read by rows, for streaming.
 
-    :meth:`read` decodes whole row groups where a range covers them, and the rows of a row
-    group larger than ``large_bytes`` (decoded, of the columns read) batch by batch, batches of
-    about ``batch_bytes``: pyarrow and pandas write row groups of up to 1,048,576 rows by
-    default, one for most files. A read that goes on where the last one ended continues its
-    batches, so a pass over the file decodes every batch once; a read elsewhere in a row group
-    decodes it from the start (shuffled blocks of a large row group).
+    :meth:`read` decodes whole row groups where a range covers them, and the rows of a large
+    row group batch by batch, batches of about ``batch_bytes`` (pyarrow and pandas write row
+    groups of up to 1,048,576 rows by default, one for most files). A group is large when its
+    decoded size (of the columns read) passes ``large_bytes`` and what a batch reader holds
+    itself, about ``column_bytes`` per column. A read that goes on where the last one ended
+    continues its batches, so a pass over the file decodes every batch once; a read elsewhere in
+    a row group decodes it from the start (shuffled blocks of a large row group). One batch
+    reader is alive per thread: starting one ends any other file's.
     """
 
     large_bytes = 32 * 2**20
     batch_bytes = 8 * 2**20
+    column_bytes = 2 * 2**20  # measured: 1.5-2 MiB per column with a 256 KiB read buffer
     min_batch_rows = 1024
 
     def __init__(self, path: Path):
@@ -185,7 +194,7 @@ class ParquetRows:
 
         self.path = path
         try:
-            self.file = pq.ParquetFile(path, buffer_size=2**20, pre_buffer=False)
+            self.file = pq.ParquetFile(path, buffer_size=2**18, pre_buffer=False)
         except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
             raise DataError(str(path), f"not a readable Parquet file ({_one_line(exc)})") \
                 from None
@@ -209,27 +218,38 @@ class ParquetRows:
 
     def _batch_rows(self, group: int, keys: Sequence[str]) -> int | None:
         """Rows of a batch of a large row group (None: the group is read whole)."""
-        meta, rows = self.file.metadata.row_group(group), int(self.starts[group + 1]
-                                                               - self.starts[group])
-        size = sum(meta.column(self.names.index(k)).total_uncompressed_size
-                   for k in dict.fromkeys(keys))
-        if size <= self.large_bytes:
+        rows, keys = int(self.starts[group + 1] - self.starts[group]), list(dict.fromkeys(keys))
+        size = sum(self._decoded_bytes(group, key, rows) for key in keys)
+        if size <= max(self.large_bytes, self.batch_bytes + self.column_bytes * len(keys)):
             return None
         return max(self.min_batch_rows, int(rows * self.batch_bytes / size))
+
+    def _decoded_bytes(self, group: int, key: str, rows: int) -> int:
+        """A column's size in memory: fixed-width types by their width (Parquet's encoded size
+        is far smaller for rounded or few-valued columns), others as encoded."""
+        try:
+            return rows * self.file.schema_arrow.field(key).type.bit_width // 8
+        except ValueError:  # not fixed-width
+            meta = self.file.metadata
+            leaf = next((i for i in range(meta.num_columns)
+                         if meta.schema.column(i).path == key), None)
+            return 0 if leaf is None else meta.row_group(group).column(leaf).total_uncompressed_size
 
     def require(self, keys: Sequence[str]) -> None:
         missing = [k for k in keys if k not in self.names]
         if missing:
             raise KeyNotFoundError(str(self.path), missing[0], self.names, "column")
 
-    def describe(self, key: str) -> tuple[tuple[int, ...], np.dtype]:
-        """Shape of one event's value (() for a scalar column) and its NumPy dtype (object for
-        what is not a number: lists, strings)."""
-        arrow = self.file.schema_arrow.field(key).type
-        try:
-            return (), np.dtype(arrow.to_pandas_dtype())
-        except (NotImplementedError, TypeError):
-            return (), np.dtype(object)
+    def describe(self, keys: Sequence[str]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Each column's shape of one event (() for a scalar) and NumPy dtype (object for what
+        is not a number: lists, strings), from the schema."""
+        out = {}
+        for key in keys:
+            try:
+                out[key] = (), np.dtype(self.file.schema_arrow.field(key).type.to_pandas_dtype())
+            except (NotImplementedError, TypeError):
+                out[key] = (), np.dtype(object)
+        return out
 
     def read(self, keys: Sequence[str], lo: int, hi: int) -> dict[str, np.ndarray]:
         """Rows ``lo:hi`` of the columns ``keys`` (decoded on this thread: the training thread
@@ -238,7 +258,7 @@ class ParquetRows:
 
         keys = list(dict.fromkeys(keys))
         if hi <= lo:
-            return {k: np.empty(0, dtype=self.describe(k)[1]) for k in keys}
+            return {k: np.empty(0, dtype=dtype) for k, (_, dtype) in self.describe(keys).items()}
         first = int(np.searchsorted(self.starts, lo, side="right")) - 1
         last = int(np.searchsorted(self.starts, hi, side="left"))
         parts = []
@@ -265,6 +285,11 @@ class ParquetRows:
 
         cursor = self._cursor
         if cursor is None or cursor[0] != (group, tuple(keys)) or cursor[1] > a:
+            self._cursor = None  # one batch reader at a time: the old one is freed first
+            other = getattr(_BATCH_READER, "rows", None)
+            if other is not None and other() not in (None, self):
+                other()._cursor = None  # the thread's reader of another file
+            _BATCH_READER.rows = weakref.ref(self)
             batches = self.file.iter_batches(batch_size=self._batch_rows(group, keys) or 65_536,
                                              row_groups=[group], columns=keys,
                                              use_threads=False)  # as chunk_edges cut it
@@ -280,7 +305,8 @@ class ParquetRows:
             if end > b:
                 break  # the rest of this batch is the next read's
             position, pending = end, None
-        self._cursor = [cursor[0], position, batches, pending]
+        done = pending is None and position == self.starts[group + 1]
+        self._cursor = None if done else [cursor[0], position, batches, pending]
         return pa.Table.from_batches(taken)
 
     def close(self) -> None:
@@ -314,22 +340,31 @@ class RootRows:
         return int(self.tree.num_entries)
 
     def chunk_edges(self, keys: Sequence[str]) -> np.ndarray:
-        """Where the branches ``keys`` all begin a basket, and the entry count (an RNTuple:
-        every 4,096 entries, so blocks follow the bytes)."""
-        if not hasattr(self.tree, "common_entry_offsets"):
-            return np.unique(np.append(np.arange(0, self.n_rows, 4096), self.n_rows))
-        return np.unique(np.asarray(self.tree.common_entry_offsets(filter_name=list(keys)),
-                                    dtype=np.int64))
+        """Where the branches ``keys`` all begin a basket (an RNTuple: its clusters), and the
+        entry count: uproot decodes whole baskets and clusters."""
+        try:
+            if hasattr(self.tree, "common_entry_offsets"):
+                edges = self.tree.common_entry_offsets(filter_name=list(keys))
+            else:
+                edges = np.cumsum([0, *(c.num_entries for c in self.tree.cluster_summaries)])
+        except ValueError as exc:  # baskets that do not add up to the tree's entries
+            raise DataError(self.where, f"cannot be read ({_one_line(exc)})") from None
+        edges = np.unique(np.asarray(edges, dtype=np.int64))
+        if edges[0] != 0 or edges[-1] != self.n_rows:
+            raise DataError(self.where, f"its clusters cover entries {edges[0]}:{edges[-1]} "
+                                        f"of {self.n_rows}; the file is damaged")
+        return edges
 
     def require(self, keys: Sequence[str]) -> None:
         missing = [k for k in keys if k not in self.names]
         if missing:
             raise KeyNotFoundError(self.where, missing[0], self.names, "branch")
 
-    def describe(self, key: str) -> tuple[tuple[int, ...], np.dtype]:
-        """Shape of one entry's value and its dtype, from the first entry (object: jagged)."""
-        value = self.read([key], 0, min(1, self.n_rows))[key]
-        return tuple(value.shape[1:]), value.dtype
+    def describe(self, keys: Sequence[str]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Each branch's shape of one entry and dtype, from the first entry, read once for all
+        (object: jagged)."""
+        values = self.read(keys, 0, min(1, self.n_rows))
+        return {key: (tuple(value.shape[1:]), value.dtype) for key, value in values.items()}
 
     def read(self, keys: Sequence[str], lo: int, hi: int) -> dict[str, np.ndarray]:
         try:

@@ -374,9 +374,9 @@ def _column_events(data: DataConfig, task: str, path: PathSpec | None,
     if source.kind == "table":
         csv = [f for f in files if not is_parquet(f)]
         if csv:
-            raise DataError(str(csv[0]), "in_memory: false streams Parquet tables by row group; "
-                                         "a CSV table is read whole (write it as Parquet, or set "
-                                         "data.in_memory: true)")
+            raise DataError(str(csv[0]), "in_memory: false streams Parquet tables (.parquet, .pq) "
+                                         "by row group; other tables are read whole (write it as "
+                                         "Parquet, or set data.in_memory: true)")
         open_rows = ParquetRows
     else:
         open_rows = partial(RootRows, tree=tree)
@@ -394,9 +394,10 @@ def _column_events(data: DataConfig, task: str, path: PathSpec | None,
             rows.require([*inputs, *source.observers.values(),
                           *([label] if label is not None and require_labels else [])])
             labelled.append(label is not None and label in rows.names)
+            every = rows.describe(inputs)  # one read of a ROOT file's first entry
             for name, spec in source.inputs.items():
-                described = {key: rows.describe(key) for key in ([spec] if isinstance(spec, str)
-                                                                 else spec)}
+                described = {key: every[key] for key in ([spec] if isinstance(spec, str)
+                                                          else spec)}
                 for key, (_, dtype) in described.items():
                     if dtype.kind == "O" and source.kind == "root":
                         raise DataError(f"{file}:{tree}:{key}", "is a jagged branch; expected "
