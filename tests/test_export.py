@@ -242,6 +242,20 @@ def test_predictions_of_ntuples_label_by_the_runs_classes(tmp_path, blob_arrays,
     import yaml  # a data section of its own: labelled by the run's classes too
 
     section = {"source": {**config["data"]["source"], "path": str(tmp_path / "sig.parquet")}}
-    (tmp_path / "sig.yaml").write_text(yaml.safe_dump(section))
-    with h5py.File(api.predict(run.path, tmp_path / "sig.yaml", tmp_path / "y.h5")) as f:
-        assert set(f["label"][()]) == {run.spec["class_names"].index("sig")}
+    for order in (None, ["sig", "bkg"]):  # its own class order: labels still by name
+        section["source"]["class_names"] = order
+        (tmp_path / "sig.yaml").write_text(yaml.safe_dump(section))
+        with h5py.File(api.predict(run.path, tmp_path / "sig.yaml", tmp_path / "y.h5")) as f:
+            assert set(f["label"][()]) == {run.spec["class_names"].index("sig")}
+    # a run trained on split files scores a file after its training files are gone
+    import shutil
+
+    for name in ("train", "val", "test"):
+        shutil.copy(table, tmp_path / f"split_{name}.parquet")
+    config["data"]["split"] = {"files": {name: str(tmp_path / f"split_{name}.parquet")
+                                         for name in ("train", "val", "test")}}
+    config["name"] = "split-files"
+    moved = api.train(config_from_dict(config), console=None)
+    (tmp_path / "split_val.parquet").unlink()
+    with h5py.File(api.predict(moved.path, tmp_path / "sig.parquet", tmp_path / "m.h5")) as f:
+        assert len(f["score_sig"]) == len(signal)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from hepdl.config import Config, DataConfig, YamlLoader
-from hepdl.errors import ConfigError, HepdlError
+from hepdl.errors import ConfigError, DataError, HepdlError
 from hepdl.runs import Run, now, update_meta
 from hepdl.scans.result import Scan
 
@@ -200,11 +200,7 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
     input = Path(input)
     task = run.config.task
     if input.suffix.lower() in {".yaml", ".yml"}:
-        data = load_data_config(input)
-        if task == "classification" and hasattr(data.source, "class_names"):
-            # labels by the run's classes, not the file's own
-            data.source.class_names = data.source.class_names or run.spec["class_names"]
-        dataset = load_dataset(data, task, require_labels=False)
+        source = load_data_config(input).source.model_dump(mode="json")
     else:
         source = run.config.data.source
         if isinstance(source, DigitsSource):  # a file of the digits layout: pixels (+ label)
@@ -215,24 +211,45 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
             source = source.model_dump(mode="json") | {"files": str(input)}
         else:
             source = source.model_dump(mode="json") | {"path": str(input)}
-            if task == "classification":  # labels by the run's classes, not the file's own
-                source["class_names"] = source["class_names"] or run.spec["class_names"]
-        # in_memory: _predict_streamed reads block by block what can be, any file else
-        data = DataConfig.model_validate(run.config.data.model_dump(mode="json")
-                                         | {"source": source, "in_memory": True})
-        streamed = _predict_streamed(run, data, output)
-        if streamed is not None:
-            return streamed
-        try:
-            dataset = load_dataset(data, task, require_labels=False)
-        except KeyNotFoundError as exc:
-            if exc.key != getattr(data.source, "label", None):
-                raise
-            data.source.label = None  # an unlabelled file: scores only
-            dataset = load_dataset(data, task, require_labels=False)
+    if task == "classification" and source.get("class_names", ()) is None:
+        source["class_names"] = run.spec["class_names"]  # class names read in the run's order
+    # the input alone: never the training's split files, shuffling or memory setting
+    data = DataConfig.model_validate({"source": source, "nonfinite": run.config.data.nonfinite})
+    streamed = _predict_streamed(run, data, output)
+    if streamed is not None:
+        return streamed
+    try:
+        dataset = load_dataset(data, task, require_labels=False)
+    except KeyNotFoundError as exc:
+        if exc.key != getattr(data.source, "label", None):
+            raise
+        data.source.label = None  # an unlabelled file: scores only
+        dataset = load_dataset(data, task, require_labels=False)
     if task == "classification" and dataset.labels is not None:
+        dataset.labels = _as_run_classes(dataset.labels, dataset.class_names, run)
         dataset.class_names = run.spec["class_names"]
     return write_predictions(run_network(run.network(), dataset), output)
+
+
+def _as_run_classes(labels, names: list[str], run: Run):
+    """Labels that index a file's class names (``names``) as indices of the run's classes,
+    matched by name (a data section may list them in another order).
+
+    Raises
+    ------
+    DataError
+        A class the run does not know.
+    """
+    import numpy as np
+
+    classes = list(run.spec["class_names"])
+    if list(names) == classes:
+        return labels
+    unknown = [name for name in names if name not in classes]
+    if unknown:
+        raise DataError("data.source.class_names", f"class {unknown[0]!r} is not one of the "
+                                                   f"run's classes {classes}")
+    return np.array([classes.index(name) for name in names], dtype=np.int64)[labels]
 
 
 def _predict_streamed(run: Run, data: DataConfig, output: str | Path) -> Path | None:
@@ -247,6 +264,8 @@ def _predict_streamed(run: Run, data: DataConfig, output: str | Path) -> Path | 
         return None
     events = event_files(data, run.config.task, require_labels=False)
     if run.config.task == "classification":
+        if events.labels is not None:
+            events.labels = _as_run_classes(events.labels, events.class_names, run)
         events.class_names = run.spec["class_names"]
     return write_predictions(predict_files(run.network(), events), output)
 

@@ -259,8 +259,7 @@ class DataConfig(Section):
     )
     in_memory: bool = Field(
         default=True, description="false: data larger than memory; HDF5, Parquet and ROOT files "
-        "(source kind hdf5, lcd, table, root) are read chunk by chunk in a background thread, "
-        "never whole.",
+        "(source kind hdf5, lcd, table, root) are read chunk by chunk in a background thread.",
     )
     shuffle: bool = Field(
         default=True, description="Draw a new order of the training events each epoch; false "
@@ -279,11 +278,14 @@ class DataConfig(Section):
             return (f"in_memory: false streams HDF5, Parquet and ROOT files; source kind "
                     f"{self.source.kind!r} is read whole (use in_memory: true)")
         if self.source.kind == "table":
+            from hepdl.data.readers import PARQUET_SUFFIXES
+
             specs = [self.source.path, *(self.split.files or {}).values()]
             patterns = [p for spec in specs for p in ([spec] if isinstance(spec, str) else spec)]
-            if any(str(p).lower().endswith((".csv", ".txt", ".gz")) for p in patterns):
-                return ("in_memory: false streams Parquet tables (.parquet, .pq) by row group; a "
-                        "CSV table is read whole (write it as Parquet, or use in_memory: true)")
+            if any(Path(str(p)).suffix.lower() not in ("", *PARQUET_SUFFIXES) for p in patterns):
+                return ("in_memory: false streams Parquet tables (.parquet, .pq) by row group; "
+                        "other tables are read whole (write them as Parquet, or use in_memory: "
+                        "true)")
         if getattr(self.source, "scalar_inputs", None):
             return ("scalar_inputs need in_memory: true (the streaming loader reads the "
                     "calorimeter images only)")

@@ -127,18 +127,12 @@ def read_table(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
     """Columns of a Parquet (pyarrow) or CSV (pandas) table, chosen by the file's suffix."""
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
-        import pyarrow.parquet as pq
-
+        rows = ParquetRows(path)
         try:
-            schema = pq.read_schema(path)
-            missing = [k for k in keys if k not in schema.names]
-            if missing:
-                raise KeyNotFoundError(str(path), missing[0], schema.names, "column")
-            table = pq.read_table(path, columns=list(dict.fromkeys(keys)))
-        except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
-            raise DataError(str(path), f"not a readable Parquet file ({_one_line(exc)})") \
-                from None
-        return {k: table.column(k).to_numpy() for k in keys}
+            rows.require(keys)
+            return rows.read(keys, 0, rows.n_rows)
+        finally:
+            rows.close()
     if suffix in {".csv", ".txt"} or path.name.endswith(".csv.gz"):
         import pandas as pd
 

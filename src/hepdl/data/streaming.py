@@ -1,10 +1,10 @@
 """Data larger than memory: events read chunk by chunk, shuffled in a buffer, prefetched.
 
-Nothing here reads a whole file. The event counts come from the file headers, so the
-train/val/test split by fraction is a split of event numbers (:func:`split_indices`, the same
-events as in memory); each split then reads *blocks*, whole chunks along the event axis (HDF5
-chunks, Parquet row groups, ROOT clusters), and keeps its own events of each block (one
-vectorized selection). Labels are small and are read whole up front.
+Nothing here reads a whole file (unless it is a single chunk). The event counts come from the
+file headers, so the train/val/test split by fraction is a split of event numbers
+(:func:`split_indices`, the same events as in memory); each split then reads *blocks*, whole
+chunks along the event axis (HDF5 chunks, Parquet row groups, ROOT clusters), and keeps its own
+events of each block (one vectorized selection). Labels are small and are read whole up front.
 
 :class:`StreamingLoader` has the interface of :class:`~hepdl.data.loader.InMemoryLoader`:
 ``len()`` batches, ``batches(epoch, start)`` and ``n_events``, and the order of an epoch depends
