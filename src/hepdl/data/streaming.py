@@ -303,23 +303,33 @@ def _hdf5_events(data: DataConfig, task: str, path: PathSpec | None,
             raise DataError(str(file), f"keys hold different numbers of events: {detail}")
         counts.append(next(iter(lengths.values())))
 
+    return _file_events(data, task, where, files, counts, chunk_rows, shapes, label, read_hdf5)
+
+
+def _file_events(data: DataConfig, task: str, where: str, files: list[Path], counts: list[int],
+                 chunk_rows: list[int], shapes: dict[str, tuple[int, ...]], label: str | None,
+                 read_columns: Callable[[Path, list[str]], dict[str, np.ndarray]],
+                 **more) -> EventFiles:
+    """The :class:`EventFiles` of an ``hdf5`` or column-file source whose headers were read:
+    the labels read whole now (``read_columns(file, keys)``), the observers when asked."""
+    source: FileSource = data.source
     _not_empty(counts, where)
-    raw = None if label is None else np.concatenate([read_hdf5(f, [label])[label]
+    raw = None if label is None else np.concatenate([read_columns(f, [label])[label]
                                                      for f in files])
     labels, class_names = _labels(raw, task, source, where)
 
     def read_observers() -> dict[str, np.ndarray]:
         if not source.observers:
             return {}
-        parts = [read_hdf5(f, list(source.observers.values())) for f in files]
+        parts = [read_columns(f, list(source.observers.values())) for f in files]
         return {name: np.concatenate([p[key] for p in parts]).astype(np.float64)
                 for name, key in source.observers.items()}
 
     return EventFiles(files=files, counts=np.asarray(counts, dtype=np.int64),
                       input_keys=dict(source.inputs), input_shapes=shapes,
                       chunk_rows=np.asarray(chunk_rows, dtype=np.int64), labels=labels,
-                      class_names=list(class_names), read_observers=read_observers,
-                      nonfinite=data.nonfinite)
+                      class_names=class_names, read_observers=read_observers,
+                      nonfinite=data.nonfinite, **more)
 
 
 def _input_shape(name: str, spec: str | list[str], described: dict, file: Path,
@@ -406,26 +416,11 @@ def _column_events(data: DataConfig, task: str, path: PathSpec | None,
             counts.append(rows.n_rows)
             edges.append(rows.chunk_edges(inputs))
             chunk_rows.append(int(edges[-1][1] - edges[-1][0]) if len(edges[-1]) > 1 else 1)
-    _not_empty(counts, where)
     if not all(labelled):
         label = None  # a prediction input without labels (in some file): scores only
-    raw = None if label is None else np.concatenate(
-        [read_arrays(source.kind, f, [label], tree)[label] for f in files])
-    labels, class_names = _labels(raw, task, source, where)
-
-    def read_observers() -> dict[str, np.ndarray]:
-        if not source.observers:
-            return {}
-        parts = [read_arrays(source.kind, f, list(source.observers.values()), tree)
-                 for f in files]
-        return {name: np.concatenate([p[key] for p in parts]).astype(np.float64)
-                for name, key in source.observers.items()}
-
-    return EventFiles(files=files, counts=np.asarray(counts, dtype=np.int64),
-                      input_keys=dict(source.inputs), input_shapes=shapes,
-                      chunk_rows=np.asarray(chunk_rows, dtype=np.int64), labels=labels,
-                      class_names=class_names, read_observers=read_observers,
-                      nonfinite=data.nonfinite, reader=RowReader(open_rows), chunk_edges=edges)
+    return _file_events(data, task, where, files, counts, chunk_rows, shapes, label,
+                        lambda f, keys: read_arrays(source.kind, f, keys, tree),
+                        reader=RowReader(open_rows), chunk_edges=edges)
 
 
 def _holds(file: Path, key: str) -> bool:
