@@ -32,6 +32,11 @@ REPLICATES = {"seed": "seed", "data.split.fold": "fold", "data.split.seed": "spl
 the k-fold test fold and the seed of the split's permutation."""
 
 
+def replicate_fields(paths) -> list[str]:
+    """The replicate fields among dotted ``paths`` (a grid's or a search space's), in order."""
+    return [path for path in paths if path in REPLICATES]
+
+
 @dataclass(frozen=True)
 class Design:
     """The replicates of a study or scan: their columns, those that move the events between

@@ -318,9 +318,9 @@ def table_rows(config: Config, results: list[Trial]) -> list[dict[str, Any]]:
 def replicate_fields(config: Config) -> list[str]:
     """The grid's replicate fields (seed, data.split.fold, data.split.seed: see
     :mod:`hepdl.replicates`), in grid order."""
-    from hepdl.replicates import REPLICATES
+    from hepdl.replicates import replicate_fields as among
 
-    return [path for path in config.study.grid if path in REPLICATES]
+    return among(config.study.grid)
 
 
 def group_trials(config: Config, results: list[Trial]):

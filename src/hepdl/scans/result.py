@@ -43,9 +43,9 @@ class Scan:
     def replicate_fields(self) -> list[str]:
         """The space's replicate fields (seed, data.split.fold, data.split.seed): a setting
         drawn with several of their values is read as one, :meth:`setting_rows`."""
-        from hepdl.replicates import REPLICATES
+        from hepdl.replicates import replicate_fields
 
-        return [path for path in self.config.scan.space if path in REPLICATES]
+        return replicate_fields(self.config.scan.space)
 
     def setting_rows(self, sort: str | None = None) -> list[dict[str, Any]]:
         """One row per setting (the drawn values but the replicates), best first (or sorted by
