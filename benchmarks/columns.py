@@ -1,6 +1,7 @@
 """Ntuples into memory: peak memory of reading a Parquet table or a ROOT tree into its splits,
 whole and then cut (the way NumPy and CSV files, and any source with ``select``, are read)
-against block by block (how Parquet and ROOT files are read now, in memory or streamed)."""
+against block by block (how Parquet and ROOT files are read now, in memory or streamed); and of
+rewriting the same events from CSV as Parquet (``hepdl data convert``) against reading the CSV."""
 
 from __future__ import annotations
 
@@ -25,7 +26,11 @@ def peak():
     return int(re.search(r'VmHWM:\\s+(\\d+) kB', Path('/proc/self/status').read_text()).group(1))
 Path('/proc/self/clear_refs').write_text('5')  # the high-water mark from here
 base, start = peak(), time.perf_counter()
-if sys.argv[2] == "whole":
+if sys.argv[2] == "convert":
+    from hepdl.data.convert import convert
+    splits = {}
+    rows = convert(data.source.path, data.source.path + ".parquet").events
+elif sys.argv[2] == "whole":
     dataset = load_dataset(data)
     splits = {name: dataset.subset(index) for name, index in split_indices(
         len(dataset), data.split, 1).items()}
@@ -34,8 +39,9 @@ else:
     splits = load_splits(data, "classification", 1)
 seconds = time.perf_counter() - start
 held = sum(v.nbytes for s in splits.values() for v in s.inputs.values())
+rows = rows if sys.argv[2] == "convert" else sum(len(s) for s in splits.values())
 print(json.dumps({"peak_mb": (peak() - base) / 1024, "held_mb": held / 2**20,
-                  "rate": sum(len(s) for s in splits.values()) / seconds}))
+                  "rate": rows / seconds}))
 """
 
 
@@ -43,6 +49,7 @@ def _write(tmp: Path, events: int, columns: int, group: int) -> dict[str, Path]:
     """The same events as a Parquet table (row groups of ``group``) and a ROOT tree (clusters
     of ``group``): ``columns`` float32 features and an int32 label."""
     import pyarrow as pa
+    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
     import uproot
 
@@ -56,8 +63,14 @@ def _write(tmp: Path, events: int, columns: int, group: int) -> dict[str, Path]:
         f.mktree("events", {k: v.dtype for k, v in arrays.items()})
         for lo in range(0, events, group):
             f["events"].extend({k: v[lo:lo + group] for k, v in arrays.items()})
+    pacsv.write_csv(pa.table(arrays), tmp / "ntuple.csv")
+    with open(tmp / "ntuple.csv", "rb") as one, open(tmp / "three.csv", "wb") as three:
+        header = one.readline()
+        body = one.read()
+        three.write(header + body * 3)  # three times the events: the conversion's memory stays
     return {"Parquet": tmp / "ntuple.parquet", "Parquet, one row group": tmp / "one_group.parquet",
-            "ROOT": tmp / "ntuple.root"}
+            "ROOT": tmp / "ntuple.root", "CSV": tmp / "ntuple.csv",
+            "CSV, three times the events": tmp / "three.csv"}
 
 
 def read_memory(events: int = 1_000_000, columns: int = 24, group: int = 100_000) -> list[dict]:
@@ -72,14 +85,19 @@ def read_memory(events: int = 1_000_000, columns: int = 24, group: int = 100_000
             source = {"kind": kind, "path": str(path), "label": "label",
                       "inputs": {"x": [f"x{i}" for i in range(columns)]},
                       **({"tree": "events"} if kind == "root" else {})}
-            for mode in ("whole", "block"):
+            modes = (("convert",) if path.name == "three.csv" else ("whole", "convert")
+                     if path.suffix == ".csv" else ("whole", "block"))
+            for mode in modes:
                 done = subprocess.run([sys.executable, "-c", CHILD, json.dumps({"source": source}),
                                        mode], check=True, capture_output=True, text=True)
                 result = json.loads(done.stdout.strip().splitlines()[-1])
-                how = "whole, then cut" if mode == "whole" else "block by block"
+                how = {"whole": "into memory whole, then cut",
+                       "block": "into memory block by block",
+                       "convert": "rewritten as Parquet (hepdl data convert)"}[mode]
+                held = "" if mode == "convert" else f" ({result['held_mb']:.0f} MB of inputs)"
                 rows.append({
-                    "benchmark": f"{name} into memory, {events:,} events x {columns} columns "
-                                 f"({result['held_mb']:.0f} MB of inputs), {how}",
+                    "benchmark": f"{name}, {events * (3 if 'three' in name else 1):,} events x "
+                                 f"{columns} columns, {how}{held}",
                     "workers": 1, "events_per_second": result["rate"],
                     "peak_mb": result["peak_mb"],
                     "goal": f"peak memory {result['peak_mb']:,.0f} MB"})

@@ -258,6 +258,6 @@ def test_inspect_reports_shape_range_and_nan(tmp_path, root_file):
     names = {s.name for s in inspect_file(root_file)}
     assert names == {"events/x0", "events/x1", "events/x2", "events/x3", "events/label",
                      "events/energy"}
-    with pytest.raises(DataError, match="unknown file type '.txt'"):
-        (tmp_path / "a.txt").write_text("x")
-        inspect_file(tmp_path / "a.txt")
+    with pytest.raises(DataError, match="unknown file type '.dat'"):
+        (tmp_path / "a.dat").write_text("x")
+        inspect_file(tmp_path / "a.dat")

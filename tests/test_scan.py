@@ -287,6 +287,7 @@ def test_a_scan_over_folds_is_read_by_setting(tmp_path, npz_file, cli):
     assert settings[1]["vs_best_err"] == pytest.approx(np.sqrt((1 / 2 + ratio) * np.var(
         d, ddof=1)))
     assert result.setting_rows(sort="objective") == settings
+    assert result.setting_rows(sort="vs_best") == settings  # the best, then the nearest to it
     (line,) = result.winners()  # grid sampler, no pruner: no caveat
     assert line.startswith(f"Norm: {settings[0]['Norm']} won with auc.sig ")
     sampled = Scan(config_from_dict({**raw, "scan": {**scan, "sampler": "tpe"}}), None)
@@ -314,3 +315,15 @@ def test_rows_sort_by_a_column_with_empty_values_last():
     rows = [{"objective": None}, {"objective": 0.3}, {"objective": 0.1}]
     assert [r["objective"] for r in sort_rows(rows, "objective", True)] == [0.3, 0.1, None]
     assert [r["objective"] for r in sort_rows(rows, "objective", False)] == [0.1, 0.3, None]
+
+
+def test_sorting_by_the_difference_to_the_best_puts_the_best_first():
+    from hepdl.scans.table import sort_rows
+
+    ranked = [{"model": "a", "vs_best": None}, {"model": "c", "vs_best": -0.03},
+              {"model": "b", "vs_best": -0.01}, {"model": "d", "vs_best": None}]  # d: no pair
+    assert [r["model"] for r in sort_rows(ranked, "vs_best", maximize=True)] == ["a", "b", "c",
+                                                                                "d"]
+    losses = [{"model": "a", "vs_best": None}, {"model": "c", "vs_best": 0.3},
+              {"model": "b", "vs_best": 0.1}]  # minimized: the others' losses lie above
+    assert [r["model"] for r in sort_rows(losses, "vs_best", maximize=False)] == ["a", "b", "c"]

@@ -282,7 +282,8 @@ def test_streaming_config_is_validated(tmp_path):
         config_from_dict(small_config(tmp_path, data={
             "source": {"kind": "npz", "path": "a.npz", "inputs": {"x": "a"}, "label": "y"},
             "in_memory": False}))
-    with pytest.raises(ConfigError, match=r"other tables are read whole \(write them as Parquet"):
+    with pytest.raises(ConfigError, match=r"a CSV file is read whole: rewrite it as Parquet "
+                                          r"with `hepdl data convert`"):
         config_from_dict(small_config(tmp_path, data={
             "source": {"kind": "table", "path": "a.csv", "inputs": {"x": ["a"]}, "label": "y"},
             "in_memory": False}))

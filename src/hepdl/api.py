@@ -192,6 +192,7 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
     """
     from hepdl.config import DigitsSource, LcdSource
     from hepdl.data import load_dataset
+    from hepdl.data.readers import is_csv
     from hepdl.errors import KeyNotFoundError
     from hepdl.evaluation import predict as run_network
     from hepdl.export import write_predictions
@@ -211,6 +212,8 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
             source = source.model_dump(mode="json") | {"files": str(input)}
         else:
             source = source.model_dump(mode="json") | {"path": str(input)}
+            if source.get("columns") and not is_csv(input):  # a header-less CSV's names
+                source["columns"] = None  # a Parquet file (hepdl data convert) has its own
     if task == "classification" and source.get("class_names", ()) is None:
         source["class_names"] = run.spec["class_names"]  # class names read in the run's order
     # the input alone: never the training's split files, shuffling or memory setting

@@ -598,16 +598,42 @@ def make_ising(
                   f"{len(grid)} temperatures to {path}", soft_wrap=True)
 
 
+def _names(text: str | None) -> list[str] | None:
+    """Comma-separated names as a list (None stays None)."""
+    return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
+
+
 @data_app.command("inspect")
 @command
-def data_inspect(path: Annotated[Path, typer.Argument(help="HDF5, NumPy, Parquet, CSV or ROOT.")]):
+def data_inspect(
+    path: Annotated[Path, typer.Argument(help="HDF5, NumPy, Parquet, CSV or ROOT.")],
+    columns: Annotated[str | None, typer.Option(help="Comma-separated names of the columns of a "
+                                                     "CSV file without a header row.")] = None,
+):
     """Print the keys, branches or columns of a data file: shape, dtype, range, NaN count."""
     from hepdl.cli_output import print_summaries
     from hepdl.data.inspect import inspect_file
 
-    print_summaries(_console(), path, inspect_file(path))
+    print_summaries(_console(), path, inspect_file(path, _names(columns)))
 
 
+@data_app.command("convert")
+@command
+def data_convert(
+    path: Annotated[Path, typer.Argument(help="A CSV file (.csv, .csv.gz ...) or an .npz "
+                                              "archive.")],
+    out: Annotated[Path, typer.Argument(help="The Parquet (for a CSV) or HDF5 (for .npz) file "
+                                             "to write.")],
+    columns: Annotated[str | None, typer.Option(help="Comma-separated names of the columns of a "
+                                                     "CSV file without a header row.")] = None,
+    row_group_rows: Annotated[int, typer.Option(help="Events per Parquet row group.")] = 100_000,
+):
+    """Rewrite a CSV table as Parquet, or an .npz archive as HDF5, so it streams with
+    data.in_memory: false; a CSV larger than memory is converted block by block."""
+    from hepdl.data.convert import convert
+
+    _console().print(convert(path, out, columns=_names(columns),
+                             row_group_rows=row_group_rows).summary(), soft_wrap=True)
 
 
 @data_app.command("hits")
@@ -624,8 +650,7 @@ def data_hits(
     """
     from hepdl.data.hits import convert_to_hits
 
-    chosen = [k.strip() for k in keys.split(",") if k.strip()]
-    occupancy = convert_to_hits(path, out, chosen)
+    occupancy = convert_to_hits(path, out, _names(keys))
     detail = ", ".join(f"{k} {v:.2%}" for k, v in occupancy.items())
     _console().print(f"wrote {out}; occupancy {detail}; {out.stat().st_size / 2**20:.1f} MB "
                      f"(dense file {path.stat().st_size / 2**20:.1f} MB)", soft_wrap=True)

@@ -92,9 +92,21 @@ class Hdf5Source(FileSource):
 
 
 class TableSource(FileSource):
-    """Parquet or CSV tables (by suffix); keys are column names."""
+    """Parquet or CSV tables (by suffix: ``.parquet``, ``.pq``, ``.csv``, ``.csv.gz`` ...); keys
+    are column names."""
 
     kind: Literal["table"] = Field(description="Source kind: Parquet or CSV tables.")
+    columns: list[str] | None = Field(
+        default=None, description="Names of the columns of a CSV file without a header row, in "
+        "order (the UCI SUSY and HIGGS files); null: the file's first row names them.",
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _unique_columns(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"column names must be unique, got {value}")
+        return value
 
 
 class RootSource(FileSource):
@@ -190,6 +202,10 @@ Source = Annotated[
 
 STREAMING_KINDS = ("hdf5", "lcd", "table", "root")
 
+CSV_NOT_STREAMED = ("in_memory: false streams Parquet tables (.parquet, .pq) by row group; a "
+                    "CSV file is read whole: rewrite it as Parquet with `hepdl data convert`, or "
+                    "use in_memory: true")
+
 
 class SplitConfig(Section):
     """How events are split: by fractions or by k-fold (a permutation seeded by ``seed``, else
@@ -275,17 +291,17 @@ class DataConfig(Section):
         """Why these events cannot be read chunk by chunk (None: they may; a CSV file behind a
         table's glob is found when the files are listed)."""
         if self.source.kind not in STREAMING_KINDS:
+            rewrite = ("rewrite it as HDF5 with `hepdl data convert`, or "
+                       if self.source.kind == "npz" else "")
             return (f"in_memory: false streams HDF5, Parquet and ROOT files; source kind "
-                    f"{self.source.kind!r} is read whole (use in_memory: true)")
+                    f"{self.source.kind!r} is read whole ({rewrite}use in_memory: true)")
         if self.source.kind == "table":
             from hepdl.data.readers import PARQUET_SUFFIXES
 
             specs = [self.source.path, *(self.split.files or {}).values()]
             patterns = [p for spec in specs for p in ([spec] if isinstance(spec, str) else spec)]
             if any(Path(str(p)).suffix.lower() not in ("", *PARQUET_SUFFIXES) for p in patterns):
-                return ("in_memory: false streams Parquet tables (.parquet, .pq) by row group; "
-                        "other tables are read whole (write them as Parquet, or use in_memory: "
-                        "true)")
+                return CSV_NOT_STREAMED
         if getattr(self.source, "scalar_inputs", None):
             return ("scalar_inputs need in_memory: true (the streaming loader reads the "
                     "calorimeter images only)")

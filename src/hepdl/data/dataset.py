@@ -85,7 +85,7 @@ def _read_file_source(source: FileSource, path_spec) -> tuple[dict, str | None, 
         keys.append(source.label)
     keys = list(dict.fromkeys(keys))
 
-    per_file = [read_arrays(source.kind, f, keys, getattr(source, "tree", None)) for f in files]
+    per_file = [read_arrays(source, f, keys) for f in files]
     arrays = {}
     for key in keys:
         parts = [p[key] for p in per_file]
@@ -117,6 +117,12 @@ def selected(arrays: dict[str, np.ndarray], select: dict) -> np.ndarray:
     return keep
 
 
+def _numbers(name: str, value: np.ndarray) -> None:
+    if value.dtype.kind not in "fiub":
+        raise DataError(f"data.source.inputs.{name}", f"holds {value.dtype} values; expected "
+                                                      "numbers")
+
+
 def _stack_inputs(source: FileSource, arrays: dict) -> dict[str, np.ndarray]:
     inputs = {}
     for name, keys in source.inputs.items():
@@ -130,10 +136,12 @@ def _stack_inputs(source: FileSource, arrays: dict) -> dict[str, np.ndarray]:
             if bad:
                 raise DataError(f"data.source.inputs.{name}",
                                 f"{bad[0]!r} is not a scalar column; give it as one key instead")
-            value = np.stack(columns, axis=1)
-        if value.dtype.kind not in "fiub":
-            raise DataError(f"data.source.inputs.{name}",
-                            f"holds {value.dtype} values; expected numbers")
+            for column in columns:
+                _numbers(name, column)
+            value = np.empty((len(columns[0]), len(columns)), dtype=np.float32)
+            for j, column in enumerate(columns):  # no float64 copy of all the columns at once
+                value[:, j] = column
+        _numbers(name, value)
         inputs[name] = np.ascontiguousarray(value, dtype=np.float32)
     return inputs
 
@@ -145,6 +153,13 @@ def _encode_labels(raw: np.ndarray, class_names: list[str] | None, where: str):
         raw = raw.argmax(axis=1)
     raw = raw.ravel()
     if raw.dtype.kind in "USO":
+        if raw.dtype.kind == "O":  # a text column's missing cells (a table's: None)
+            import pandas as pd
+
+            missing = np.flatnonzero(pd.isna(raw))
+            if len(missing):
+                raise DataError(where, f"{len(missing)} events have no label (first: event "
+                                       f"{int(missing[0])})")
         present, inverse = np.unique(raw.astype(str), return_inverse=True)  # sorted names
         names = class_names or present.tolist()
         lookup = {n: i for i, n in enumerate(names)}

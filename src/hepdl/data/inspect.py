@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hepdl.data.hits import hits_shape, is_hits_group
-from hepdl.data.readers import TREE_CLASSES, hdf5_datasets, open_hdf5
+from hepdl.data.readers import (
+    TREE_CLASSES,
+    csv_names,
+    hdf5_datasets,
+    is_csv,
+    is_parquet,
+    open_hdf5,
+    read_csv,
+)
 from hepdl.errors import DataError
 
 CHUNK_BYTES = 64 * 2**20  # large datasets are summarized chunk by chunk, never read whole
@@ -122,8 +131,9 @@ def _root(path: Path) -> list[ArraySummary]:
     return out
 
 
-def inspect_file(path: str | Path) -> list[ArraySummary]:
-    """Summaries of every array in an HDF5, NumPy, Parquet, CSV or ROOT file.
+def inspect_file(path: str | Path, columns: Sequence[str] | None = None) -> list[ArraySummary]:
+    """Summaries of every array in an HDF5, NumPy, Parquet, CSV or ROOT file; ``columns`` names
+    the columns of a CSV file without a header row.
 
     Raises
     ------
@@ -146,13 +156,16 @@ def inspect_file(path: str | Path) -> list[ArraySummary]:
         return [_summarize(path.stem, np.load(path, mmap_mode="r", allow_pickle=False))]
     if suffix == ".root":
         return _root(path)
-    if suffix in {".parquet", ".pq", ".csv"}:
+    if is_csv(path):
+        names = csv_names(path, columns, "--columns")
+        return [_summarize(k, v) for k, v in read_csv(path, names, columns).items()]
+    if is_parquet(path):
         import pandas as pd
 
         try:
-            frame = pd.read_parquet(path) if suffix != ".csv" else pd.read_csv(path)
+            frame = pd.read_parquet(path)
         except (OSError, ValueError) as exc:
             raise DataError(str(path), f"not a readable table ({exc})") from None
         return [_summarize(c, frame[c].to_numpy()) for c in frame.columns]
     raise DataError(str(path), f"unknown file type {suffix!r}; expected .h5, .npz, .npy, "
-                               ".parquet, .csv or .root")
+                               ".parquet, .csv (.csv.gz) or .root")

@@ -123,34 +123,12 @@ def read_hdf5(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def read_table(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    """Columns of a Parquet (pyarrow) or CSV (pandas) table, chosen by the file's suffix."""
-    suffix = path.suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
-        rows = ParquetRows(path)
-        try:
-            rows.require(keys)
-            return rows.read(keys, 0, rows.n_rows)
-        finally:
-            rows.close()
-    if suffix in {".csv", ".txt"} or path.name.endswith(".csv.gz"):
-        import pandas as pd
-
-        try:
-            header = pd.read_csv(path, nrows=0).columns.tolist()
-        except (OSError, ValueError) as exc:
-            raise DataError(str(path), f"not a readable CSV file ({exc})") from None
-        missing = [k for k in keys if k not in header]
-        if missing:
-            raise KeyNotFoundError(str(path), missing[0], header, "column")
-        frame = pd.read_csv(path, usecols=list(dict.fromkeys(keys)))
-        return {k: frame[k].to_numpy() for k in keys}
-    raise DataError(str(path), "a table must be .parquet or .csv")
-
-
 TREE_CLASSES = ("TTree", "ROOT::RNTuple")
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+
+CSV_SUFFIXES = (".csv", ".txt", ".csv.gz", ".txt.gz", ".csv.bz2")
+"""CSV files by the end of their name; pyarrow decompresses .gz and .bz2 as it reads."""
 
 _BATCH_READER = threading.local()
 """The ParquetRows whose row group is read batch by batch on this thread (a weak reference)."""
@@ -160,9 +138,155 @@ def is_parquet(path: Path) -> bool:
     return path.suffix.lower() in PARQUET_SUFFIXES
 
 
-def _one_line(exc: Exception) -> str:
+def is_csv(path: Path) -> bool:
+    return path.name.lower().endswith(CSV_SUFFIXES)
+
+
+def one_line(exc: Exception) -> str:
     """A library's error message on one line (pyarrow's span several)."""
     return " ".join(str(exc).split())
+
+
+def read_table(path: Path, keys: Sequence[str],
+               columns: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Columns of a Parquet or CSV table (both with pyarrow), chosen by the file's suffix;
+    ``columns`` names the columns of a CSV file without a header row."""
+    if is_parquet(path):
+        if columns is not None:
+            raise DataError(str(path), "data.source.columns names the columns of a CSV file "
+                                       "without a header row; a Parquet file names its own")
+        rows = ParquetRows(path)
+        try:
+            rows.require(keys)
+            return rows.read(keys, 0, rows.n_rows)
+        finally:
+            rows.close()
+    if is_csv(path):
+        return read_csv(path, keys, columns)
+    raise DataError(str(path), f"a table must be {', '.join(PARQUET_SUFFIXES + CSV_SUFFIXES)}")
+
+
+CSV_NULLS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+             "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+"""The cells read as missing (NaN in a number column, None in a text one): pandas' list, which
+is pyarrow's default and ``None`` and ``<NA>``."""
+
+
+def csv_options(columns: Sequence[str] | None = None, keys: Sequence[str] | None = None,
+                block_bytes: int | None = None):
+    """pyarrow's read and convert options for a CSV file: ``columns`` names a file without a
+    header row, ``keys`` are the columns read (None: all), missing cells as :data:`CSV_NULLS`."""
+    import pyarrow.csv as pacsv
+
+    read = pacsv.ReadOptions(column_names=columns, **({"block_size": block_bytes}
+                                                      if block_bytes else {}))
+    convert = pacsv.ConvertOptions(include_columns=list(keys or []), null_values=CSV_NULLS,
+                                   strings_can_be_null=True)
+    return read, convert
+
+
+def csv_names(path: Path, columns: Sequence[str] | None = None,
+              option: str = "data.source.columns", keys: Sequence[str] | None = None,
+              block_bytes: int | None = None) -> list[str]:
+    """The column names of a CSV file: its first row, or ``columns`` for a file without a header
+    row; ``option`` is where ``columns`` comes from, ``keys`` the columns to be read (None: all),
+    ``block_bytes`` the block the file will be parsed in (the first one is parsed here).
+
+    A first row of numbers is no header (the UCI SUSY and HIGGS files have none), unless it
+    holds every key asked for or is pandas' default header ``0,1,...``.
+
+    Raises
+    ------
+    DataError
+        The file is not readable as CSV; its first row is numbers and ``columns`` was not given;
+        ``columns`` repeats a name, names more or fewer columns than the file has, or is given
+        for a file with a header row.
+    """
+    import pyarrow.csv as pacsv
+
+    try:  # the first block only: pyarrow's streaming reader infers the schema from it
+        read, _ = csv_options(block_bytes=block_bytes)
+        read.autogenerate_column_names = columns is not None
+        with pacsv.open_csv(path, read_options=read) as reader:
+            names = reader.schema.names
+    except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        raise DataError(str(path), f"not a readable CSV file ({one_line(exc)})") from None
+    if columns is None:
+        pandas_header = names == [str(i) for i in range(len(names))]
+        if _numbers(names) and not pandas_header and (keys is None or set(keys) - set(names)):
+            raise DataError(str(path), f"has no header row (its first row is "
+                                       f"{', '.join(names[:3])}, ...): name its columns in "
+                                       f"order with {option}")
+        return names
+    if len(set(columns)) != len(columns):
+        raise DataError(option, f"names a column twice: {columns}")
+    if len(columns) != len(names):
+        raise DataError(str(path), f"has {len(names)} columns; {option} names {len(columns)}")
+    first, second = _first_rows(path)
+    header = [i for i, (a, b) in enumerate(zip(first, second, strict=False))
+              if not _numbers([a]) and _numbers([b])]
+    if header:
+        raise DataError(str(path), f"has a header row ({', '.join(first[:3])}, ...): drop "
+                                   f"{option}, which names the columns of a file without one")
+    return list(columns)
+
+
+def _numbers(names: Sequence[str]) -> bool:
+    """Whether every name of a header parses as a number: the first row of a file without one."""
+    try:
+        [float(name) for name in names]
+    except ValueError:
+        return False
+    return True
+
+
+def _first_rows(path: Path) -> tuple[list[str], list[str]]:
+    """The first two rows of a CSV file as text (a .gz or .bz2 one decompressed)."""
+    import csv
+    import io
+
+    import pyarrow as pa
+
+    with pa.input_stream(str(path), compression="detect") as raw, \
+            io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as text:
+        rows = csv.reader(text)
+        first, second = next(rows, []), next(rows, [])
+    return first, second
+
+
+def read_csv(path: Path, keys: Sequence[str],
+             columns: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Columns ``keys`` of a CSV file (compressed ones by suffix: ``.csv.gz``), read whole with
+    pyarrow's multithreaded parser; missing cells (:data:`CSV_NULLS`) are NaN in number columns
+    and None in text ones.
+
+    Raises
+    ------
+    KeyNotFoundError
+        A key is not a column; the message lists those there, nearest first.
+    DataError
+        The header is not what ``columns`` says (:func:`csv_names`), a row cannot be parsed, or
+        the file has no events.
+    """
+    import pyarrow.csv as pacsv
+
+    names = csv_names(path, columns, keys=keys)
+    missing = [k for k in keys if k not in names]
+    if missing:
+        raise KeyNotFoundError(str(path), missing[0], names, "column")
+    keys = list(dict.fromkeys(keys))
+    read, convert = csv_options(columns, keys)
+    try:
+        table = pacsv.read_csv(path, read_options=read, convert_options=convert)
+    except (OSError, ValueError) as exc:
+        raise DataError(str(path), f"cannot be read as CSV ({one_line(exc)})") from None
+    if table.num_rows == 0:
+        raise DataError(str(path), "has no events (a header row only)")
+    out = {}
+    for key in keys:  # each column's Arrow buffers are freed once it is a NumPy array
+        out[key] = table.column(key).to_numpy()
+        table = table.drop_columns([key])
+    return out
 
 
 class ParquetRows:
@@ -190,7 +314,7 @@ class ParquetRows:
         try:
             self.file = pq.ParquetFile(path, buffer_size=2**18, pre_buffer=False)
         except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
-            raise DataError(str(path), f"not a readable Parquet file ({_one_line(exc)})") \
+            raise DataError(str(path), f"not a readable Parquet file ({one_line(exc)})") \
                 from None
         meta = self.file.metadata
         sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
@@ -267,7 +391,7 @@ class ParquetRows:
                 else:
                     parts.append(self._rows_of_group(group, keys, a, b))
         except (OSError, ValueError) as exc:
-            raise DataError(str(self.path), f"cannot be read ({_one_line(exc)}); truncated "
+            raise DataError(str(self.path), f"cannot be read ({one_line(exc)}); truncated "
                                             "file?") from None
         table = pa.concat_tables(parts)
         return {k: table.column(k).to_numpy() for k in keys}
@@ -342,7 +466,7 @@ class RootRows:
             else:
                 edges = np.cumsum([0, *(c.num_entries for c in self.tree.cluster_summaries)])
         except ValueError as exc:  # baskets that do not add up to the tree's entries
-            raise DataError(self.where, f"cannot be read ({_one_line(exc)})") from None
+            raise DataError(self.where, f"cannot be read ({one_line(exc)})") from None
         edges = np.unique(np.asarray(edges, dtype=np.int64))
         if edges[0] != 0 or edges[-1] != self.n_rows:
             raise DataError(self.where, f"its clusters cover entries {edges[0]}:{edges[-1]} "
@@ -368,7 +492,7 @@ class RootRows:
             raise
         except Exception as exc:  # uproot's decompression and deserialization errors
             raise DataError(self.where, f"cannot be read ({type(exc).__name__}: "
-                                        f"{_one_line(exc)}); truncated file?") from None
+                                        f"{one_line(exc)}); truncated file?") from None
         return {k: arrays[k] for k in keys}
 
     def close(self) -> None:
@@ -389,14 +513,14 @@ def read_root(path: Path, keys: Sequence[str], tree: str) -> dict[str, np.ndarra
     return {k: _decode(arrays[k]) for k in keys}
 
 
-def read_arrays(kind: str, path: Path, keys: Sequence[str], tree: str | None = None):
-    """Read ``keys`` from one file of a source of the given kind."""
-    if kind == "npz":
+def read_arrays(source, path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Read ``keys`` from one file of a file source (a :class:`~hepdl.config.FileSource`)."""
+    if source.kind == "npz":
         return read_npz(path, keys)
-    if kind == "hdf5":
+    if source.kind == "hdf5":
         return read_hdf5(path, keys)
-    if kind == "table":
-        return read_table(path, keys)
-    if kind == "root":
-        return read_root(path, keys, tree)
-    raise DataError(str(path), f"unknown source kind {kind!r}")
+    if source.kind == "table":
+        return read_table(path, keys, source.columns)
+    if source.kind == "root":
+        return read_root(path, keys, source.tree)
+    raise DataError(str(path), f"unknown source kind {source.kind!r}")

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hepdl.config import DataConfig, FileSource, LcdSource, PathSpec
+from hepdl.config import CSV_NOT_STREAMED, DataConfig, FileSource, LcdSource, PathSpec
 from hepdl.data import shards
 from hepdl.data.dataset import (
     SPLITS,
@@ -384,9 +384,7 @@ def _column_events(data: DataConfig, task: str, path: PathSpec | None,
     if source.kind == "table":
         csv = [f for f in files if not is_parquet(f)]
         if csv:
-            raise DataError(str(csv[0]), "in_memory: false streams Parquet tables (.parquet, .pq) "
-                                         "by row group; other tables are read whole (write it as "
-                                         "Parquet, or set data.in_memory: true)")
+            raise DataError(str(csv[0]), CSV_NOT_STREAMED)
         open_rows = ParquetRows
     else:
         open_rows = partial(RootRows, tree=tree)
@@ -419,7 +417,7 @@ def _column_events(data: DataConfig, task: str, path: PathSpec | None,
     if not all(labelled):
         label = None  # a prediction input without labels (in some file): scores only
     return _file_events(data, task, where, files, counts, chunk_rows, shapes, label,
-                        lambda f, keys: read_arrays(source.kind, f, keys, tree),
+                        partial(read_arrays, source),
                         reader=RowReader(open_rows), chunk_edges=edges)
 
 

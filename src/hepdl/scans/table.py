@@ -43,12 +43,16 @@ def scan_rows(study, columns: dict[str, str] | None = None,
 
 
 def sort_rows(rows: list[dict[str, Any]], key: str, maximize: bool) -> list[dict[str, Any]]:
-    """Rows sorted by column ``key``: AUCs and a maximized objective descending, anything else
-    ascending; rows without a value last."""
-    descending = key.endswith("_AUC") or (key == "objective" and maximize)
+    """Rows sorted by column ``key``: AUCs, and a maximized objective and the differences to
+    the best setting (``vs_best``) with it, descending; anything else ascending; rows without a
+    value last. By ``vs_best`` the best setting, the first of the rows by setting
+    (:func:`hepdl.replicates.setting_rows`), sorts as 0: ahead of every other setting but one
+    that failed a replicate and beat it on the others."""
+    descending = key.endswith("_AUC") or (key in ("objective", "vs_best") and maximize)
+    best = rows[0] if key == "vs_best" and rows and rows[0].get("vs_best") is None else None
 
     def order(row):
-        value = row.get(key)
+        value = 0.0 if row is best else row.get(key)
         if value is None or value == "":
             return (1, 0)
         if isinstance(value, int | float):
