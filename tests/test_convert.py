@@ -264,3 +264,32 @@ def test_a_run_on_a_csv_without_header_scores_its_parquet_rewrite(tmp_path, cli)
     assert len(scores["susy.parquet"]) == 400
     pd.testing.assert_frame_equal(scores["SUSY.csv.gz"], scores["susy.parquet"])
     np.testing.assert_array_equal(scores["susy.parquet"]["label"], values[:, 0])
+
+
+def test_csv_inputs_are_parsed_as_float32_and_text_in_them_is_named(tmp_path):
+    (tmp_path / "t.csv").write_text("kind,a,b\nsig,1.25,3\nbkg,2.5,x\n")
+    source = {"kind": "table", "path": str(tmp_path / "t.csv"), "inputs": {"x": ["a", "b"]},
+              "label": "kind"}
+    with pytest.raises(DataError, match=r"t.csv: cannot be read as CSV \(In CSV column 'b': CSV "
+                                        r"conversion error to float: invalid value 'x'\)"):
+        load_dataset(DataConfig.model_validate({"source": source}))
+    from hepdl.data.readers import read_arrays
+
+    (tmp_path / "t.csv").write_text("kind,a,b\nsig,1.25,3\nbkg,2.5,4\n")
+    arrays = read_arrays(DataConfig.model_validate({"source": source}).source,
+                         tmp_path / "t.csv", ["a", "b", "kind"])
+    assert arrays["a"].dtype == arrays["b"].dtype == np.float32  # never held as float64
+    assert arrays["kind"].tolist() == ["sig", "bkg"]
+
+
+def test_csv_columns_other_than_inputs_take_the_type_all_their_cells_have(tmp_path):
+    from hepdl.data.readers import read_csv
+
+    (tmp_path / "t.csv").write_text("i,f,b,s,e\n1,1.5,true,sig, 2\n2,NA,false,bkg,3 \n"
+                                    "-3,2e3,True,,4\n")
+    arrays = read_csv(tmp_path / "t.csv", ["i", "f", "b", "s", "e"])
+    assert arrays["i"].dtype == np.int64 and arrays["i"].tolist() == [1, 2, -3]
+    np.testing.assert_array_equal(arrays["f"], [1.5, np.nan, 2000.0])
+    assert arrays["b"].dtype == bool and arrays["b"].tolist() == [True, False, True]
+    assert arrays["s"].tolist() == ["sig", "bkg", None]
+    assert arrays["e"].dtype == np.int64  # spaces around a number do not make it text

@@ -78,6 +78,13 @@ class FileSource(Section):
             raise ValueError("at least one input is required")
         return value
 
+    @property
+    def input_keys(self) -> list[str]:
+        """Every key the model inputs read, in order, each once."""
+        keys = [k for spec in self.inputs.values() for k in ([spec] if isinstance(spec, str)
+                                                              else spec)]
+        return list(dict.fromkeys(keys))
+
 
 class NpzSource(FileSource):
     """NumPy ``.npz`` archives; keys are array names."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +21,11 @@ import numpy as np
 
 from hepdl.data.readers import (
     PARQUET_SUFFIXES,
+    csv_error,
     csv_names,
     csv_options,
     is_csv,
     is_parquet,
-    one_line,
 )
 from hepdl.errors import DataError
 from hepdl.runs import temporary_path
@@ -145,8 +144,7 @@ def _failing_as(source: Path, names: list[str]):
     try:
         yield
     except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
-        message = re.sub(r"column #(\d+)", lambda m: f"column {names[int(m[1])]!r}"
-                         if int(m[1]) < len(names) else m[0], one_line(exc))
+        message = csv_error(exc, names)
         hint = (f"; the type of each column is inferred from the first "
                 f"{CSV_BLOCK_BYTES / 2**20:g} MiB" if "conversion error" in message else "")
         raise DataError(str(source), f"cannot be converted ({message}){hint}") from None

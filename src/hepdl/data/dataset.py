@@ -76,9 +76,7 @@ def _digits() -> dict[str, np.ndarray]:
 def _read_file_source(source: FileSource, path_spec) -> tuple[dict, str | None, dict]:
     """Read every key a file source names, concatenated over its files."""
     files = expand_paths(path_spec)
-    keys: list[str] = []
-    for value in source.inputs.values():
-        keys.extend([value] if isinstance(value, str) else value)
+    keys = list(source.input_keys)
     keys.extend(source.observers.values())
     keys.extend(source.select)
     if source.label is not None:

@@ -392,8 +392,7 @@ def _column_events(data: DataConfig, task: str, path: PathSpec | None,
     if label is None and require_labels:
         raise DataError("data.source.label", "no label key given; training needs labels")
     where = str(path or source.path)
-    inputs = [k for spec in source.inputs.values() for k in ([spec] if isinstance(spec, str)
-                                                            else spec)]
+    inputs = source.input_keys
     shapes: dict[str, tuple[int, ...]] = {}
     first_file: dict[str, Path] = {}
     counts, chunk_rows, edges, labelled = [], [], [], []
