@@ -262,8 +262,11 @@ def test_a_run_on_a_csv_without_header_scores_its_parquet_rewrite(tmp_path, cli)
         assert done.exit_code == 0, done.output
         scores[name] = pd.read_parquet(out)
     assert len(scores["susy.parquet"]) == 400
-    pd.testing.assert_frame_equal(scores["SUSY.csv.gz"], scores["susy.parquet"])
+    pd.testing.assert_frame_equal(scores["SUSY.csv.gz"], scores["susy.parquet"],
+                                  check_exact=True)  # the met observer too, to the last bit
     np.testing.assert_array_equal(scores["susy.parquet"]["label"], values[:, 0])
+    done = cli("evaluate", tmp_path / "susy-uci", "--input", tmp_path / "susy.parquet")
+    assert done.exit_code == 0, done.output
 
 
 def test_csv_inputs_are_parsed_as_float32_and_text_in_them_is_named(tmp_path):
@@ -293,3 +296,24 @@ def test_csv_columns_other_than_inputs_take_the_type_all_their_cells_have(tmp_pa
     assert arrays["b"].dtype == bool and arrays["b"].tolist() == [True, False, True]
     assert arrays["s"].tolist() == ["sig", "bkg", None]
     assert arrays["e"].dtype == np.int64  # spaces around a number do not make it text
+    (tmp_path / "spaced.csv").write_text("s\nsig\n sig\n")
+    assert read_csv(tmp_path / "spaced.csv", ["s"])["s"].tolist() == ["sig", " sig"]  # as read
+    (tmp_path / "twice.csv").write_text("a,a,b\n1,2,3\n")
+    with pytest.raises(DataError, match="twice.csv: names the column 'a' twice in its header"):
+        read_csv(tmp_path / "twice.csv", ["a"])
+
+
+def test_float32_inputs_spare_observers_selections_and_true_false_columns(tmp_path):
+    # a header-less file whose first event has an empty cell: still no header
+    (tmp_path / "u.csv").write_text("1,,24.99999999,true\n0,2.5,25.00000001,false\n"
+                                    "1,3.5,30.123456789,true\n")
+    source = {"kind": "table", "path": str(tmp_path / "u.csv"), "columns": ["y", "a", "pt", "t"],
+              "inputs": {"x": ["a", "pt", "t"]}, "label": "y", "observers": {"pt": "pt"},
+              "select": {"pt": [[25.0, None]]}}
+    dataset = load_dataset(DataConfig.model_validate({"source": source}))
+    # the selection and the observer see pt as written (float32 would round 24.99999999 to 25)
+    assert len(dataset) == 2
+    np.testing.assert_array_equal(dataset.observers["pt"], [25.00000001, 30.123456789])
+    # a column of true/false is an input of 1 and 0, as pandas read it
+    np.testing.assert_array_equal(dataset.inputs["x"][:, 2], [0.0, 1.0])
+    np.testing.assert_array_equal(dataset.inputs["x"][:, 0], [2.5, 3.5])

@@ -157,8 +157,7 @@ def evaluate(run: str | Path, data: str | Path | DataConfig | None = None, *,
         source = run.config.data.source
         if not hasattr(source, "path"):
             raise ConfigError("--input", f"a {source.kind!r} source has no file to replace")
-        data = run.config.data.model_copy(update={
-            "source": source.model_copy(update={"path": str(input)})})
+        data = run.config.data.model_copy(update={"source": source.for_file(input)})
         name = Path(input).stem
     elif data is not None:
         name = Path(data).stem if not isinstance(data, DataConfig) else "other"
@@ -192,7 +191,6 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
     """
     from hepdl.config import DigitsSource, LcdSource
     from hepdl.data import load_dataset
-    from hepdl.data.readers import is_csv
     from hepdl.errors import KeyNotFoundError
     from hepdl.evaluation import predict as run_network
     from hepdl.export import write_predictions
@@ -211,9 +209,7 @@ def predict(run: str | Path, input: str | Path, output: str | Path) -> Path:
         elif isinstance(source, LcdSource):  # the same layout, this file
             source = source.model_dump(mode="json") | {"files": str(input)}
         else:
-            source = source.model_dump(mode="json") | {"path": str(input)}
-            if source.get("columns") and not is_csv(input):  # a header-less CSV's names
-                source["columns"] = None  # a Parquet file (hepdl data convert) has its own
+            source = source.for_file(input).model_dump(mode="json")
     if task == "classification" and source.get("class_names", ()) is None:
         source["class_names"] = run.spec["class_names"]  # class names read in the run's order
     # the input alone: never the training's split files, shuffling or memory setting

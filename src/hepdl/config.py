@@ -78,6 +78,11 @@ class FileSource(Section):
             raise ValueError("at least one input is required")
         return value
 
+    def for_file(self, path: str | Path) -> FileSource:
+        """This source's layout (keys, classes) read from another file: a run's data applied to
+        a file given at evaluation or prediction."""
+        return self.model_copy(update={"path": str(path)})
+
     @property
     def input_keys(self) -> list[str]:
         """Every key the model inputs read, in order, each once."""
@@ -114,6 +119,14 @@ class TableSource(FileSource):
         if value is not None and len(set(value)) != len(value):
             raise ValueError(f"column names must be unique, got {value}")
         return value
+
+    def for_file(self, path: str | Path) -> TableSource:
+        """As :meth:`FileSource.for_file`; the names of a header-less CSV's columns go with a
+        CSV file only (its Parquet rewrite, ``hepdl data convert``, names its own)."""
+        from hepdl.data.readers import is_csv
+
+        columns = self.columns if is_csv(Path(path)) else None
+        return self.model_copy(update={"path": str(path), "columns": columns})
 
 
 class RootSource(FileSource):

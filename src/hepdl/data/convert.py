@@ -34,9 +34,8 @@ HDF5_SUFFIXES = (".h5", ".hdf5")
 
 CSV_BLOCK_BYTES = 2 * 2**20
 """Bytes of CSV text parsed at a time; pyarrow infers each column's type from the first block.
-Its streaming reader parses about 35 blocks ahead of the one handed out (measured with pyarrow
-26: 567 MB live for 16 MiB blocks, 71 MB for 2 MiB), so the block sets the memory a conversion
-takes, whatever the file's size."""
+Its streaming reader parses dozens of blocks ahead of the one handed out (pyarrow 26), so the
+block sets the memory a conversion takes, whatever the file's size (benchmarks/columns.py)."""
 
 CHUNK_BYTES = 2**20
 """Target size of one HDF5 chunk: the unit a streaming read decodes."""

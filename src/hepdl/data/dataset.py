@@ -115,7 +115,7 @@ def selected(arrays: dict[str, np.ndarray], select: dict) -> np.ndarray:
     return keep
 
 
-def _numbers(name: str, value: np.ndarray) -> None:
+def _require_numbers(name: str, value: np.ndarray) -> None:
     if value.dtype.kind not in "fiub":
         raise DataError(f"data.source.inputs.{name}", f"holds {value.dtype} values; expected "
                                                       "numbers")
@@ -135,11 +135,11 @@ def _stack_inputs(source: FileSource, arrays: dict) -> dict[str, np.ndarray]:
                 raise DataError(f"data.source.inputs.{name}",
                                 f"{bad[0]!r} is not a scalar column; give it as one key instead")
             for column in columns:
-                _numbers(name, column)
+                _require_numbers(name, column)
             value = np.empty((len(columns[0]), len(columns)), dtype=np.float32)
             for j, column in enumerate(columns):  # no float64 copy of all the columns at once
                 value[:, j] = column
-        _numbers(name, value)
+        _require_numbers(name, value)
         inputs[name] = np.ascontiguousarray(value, dtype=np.float32)
     return inputs
 

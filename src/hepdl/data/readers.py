@@ -219,6 +219,9 @@ def csv_names(path: Path, columns: Sequence[str] | None = None,
     except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
         raise DataError(str(path), f"not a readable CSV file ({one_line(exc)})") from None
     if columns is None:
+        twice = [name for name in dict.fromkeys(names) if names.count(name) > 1]
+        if twice:
+            raise DataError(str(path), f"names the column {twice[0]!r} twice in its header row")
         pandas_header = names == [str(i) for i in range(len(names))]
         if _numbers(names) and not pandas_header and (keys is None or set(keys) - set(names)):
             raise DataError(str(path), f"has no header row (its first row is "
@@ -231,7 +234,7 @@ def csv_names(path: Path, columns: Sequence[str] | None = None,
         raise DataError(str(path), f"has {len(names)} columns; {option} names {len(columns)}")
     first, second = _first_rows(path)
     header = [i for i, (a, b) in enumerate(zip(first, second, strict=False))
-              if not _numbers([a]) and _numbers([b])]
+              if a.strip() not in CSV_NULLS and not _numbers([a]) and _numbers([b])]
     if header:
         raise DataError(str(path), f"has a header row ({', '.join(first[:3])}, ...): drop "
                                    f"{option}, which names the columns of a file without one")
@@ -282,6 +285,7 @@ def read_csv(path: Path, keys: Sequence[str], columns: Sequence[str] | None = No
         The header is not what ``columns`` says (:func:`csv_names`), a row cannot be parsed, or
         the file has no events.
     """
+    import pyarrow as pa
     import pyarrow.csv as pacsv
 
     names = csv_names(path, columns, keys=keys)
@@ -290,12 +294,22 @@ def read_csv(path: Path, keys: Sequence[str], columns: Sequence[str] | None = No
         raise KeyNotFoundError(str(path), missing[0], names, "column")
     keys = list(dict.fromkeys(keys))
     floats = [k for k in keys if k in set(floats)]
-    # every type given: while pyarrow infers a column's type it holds the whole file's text
-    # (measured: 530 MB for one inferred column of a 250 MB file, 133 MB with none)
-    read, convert = csv_options(columns, keys, floats=floats,
-                                texts=[k for k in keys if k not in floats])
+
+    def read(floats: list[str]):
+        # every type given: while pyarrow infers a column's type it holds the whole file's
+        # text until the end (benchmarks/columns.py: half the peak memory with every type given)
+        options = csv_options(columns, keys, floats=floats,
+                              texts=[k for k in keys if k not in floats])
+        return pacsv.read_csv(path, read_options=options[0], convert_options=options[1])
+
+    not_float = None  # pyarrow's error for an input column that is no float32
     try:
-        table = pacsv.read_csv(path, read_options=read, convert_options=convert)
+        try:
+            table = read(floats)
+        except ValueError as exc:
+            if not floats or "conversion error to float" not in str(exc):
+                raise
+            table, not_float = read([]), csv_error(exc, names)  # a column of true/false
     except (OSError, ValueError) as exc:
         raise DataError(str(path), f"cannot be read as CSV ({csv_error(exc, names)})") \
             from None
@@ -304,21 +318,24 @@ def read_csv(path: Path, keys: Sequence[str], columns: Sequence[str] | None = No
     out = {}
     for key in keys:  # each column's Arrow buffers are freed once it is a NumPy array
         column = table.column(key)
-        out[key] = (column if key in floats else _typed(column)).to_numpy()
+        typed = column if column.type == pa.float32() else _typed(column)
+        if key in floats and pa.types.is_string(typed.type):
+            raise DataError(str(path), f"cannot be read as CSV ({not_float})")
+        out[key] = typed.to_numpy()
         table = table.drop_columns([key])
     return out
 
 
 def _typed(column):
-    """A CSV column read as text, as the type its cells all have: int64, float64 or bool (in
-    that order, as pyarrow would infer it), else text."""
+    """A CSV column read as text, as the type its cells all have (spaces around them aside):
+    int64, float64 or bool (in that order, as pyarrow would infer it), else the text."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    column = pc.utf8_trim_whitespace(column)
+    trimmed = pc.utf8_trim_whitespace(column)
     for type_ in (pa.int64(), pa.float64(), pa.bool_()):
         try:
-            return pc.cast(column, type_)
+            return pc.cast(trimmed, type_)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
     return column
@@ -554,8 +571,11 @@ def read_arrays(source, path: Path, keys: Sequence[str]) -> dict[str, np.ndarray
         return read_npz(path, keys)
     if source.kind == "hdf5":
         return read_hdf5(path, keys)
-    if source.kind == "table":  # a CSV's input columns parsed as float32, what the model takes
-        return read_table(path, keys, source.columns, floats=source.input_keys)
+    if source.kind == "table":  # a CSV's input columns parsed as float32, what the model takes,
+        # unless an observer, a selection or the label reads them too (those keep their precision)
+        others = {*source.observers.values(), *source.select, source.label}
+        return read_table(path, keys, source.columns,
+                          floats=[k for k in source.input_keys if k not in others])
     if source.kind == "root":
         return read_root(path, keys, source.tree)
     raise DataError(str(path), f"unknown source kind {source.kind!r}")
