@@ -261,3 +261,35 @@ def test_inspect_reports_shape_range_and_nan(tmp_path, root_file):
     with pytest.raises(DataError, match="unknown file type '.dat'"):
         (tmp_path / "a.dat").write_text("x")
         inspect_file(tmp_path / "a.dat")
+
+
+def test_inspect_reads_tables_block_by_block(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import hepdl.data.inspect
+
+    x = np.arange(5_000, dtype=np.float64) - 1_000.5
+    x[[7, 4_321]] = np.nan
+    n = np.arange(5_000) % 7
+    kind = np.where(n % 2 == 0, "sig", "bkg")
+    pq.write_table(pa.table({"x": x, "n": n, "kind": kind}), tmp_path / "t.parquet",
+                   row_group_size=1_000)
+    import pandas as pd
+
+    monkeypatch.setattr(hepdl.data.inspect, "read_csv", None)  # never the whole-file reads
+    monkeypatch.setattr(pd, "read_parquet", None)
+    monkeypatch.setattr(hepdl.data.inspect, "CSV_BLOCK_BYTES", 2**12)  # about 200 rows
+    (tmp_path / "t.csv").write_text("x,n,kind\n" + "\n".join(
+        f"{'' if np.isnan(a) else a},{b},{c}" for a, b, c in zip(x, n, kind, strict=True)) + "\n")
+    for name in ("t.parquet", "t.csv"):
+        rows = {s.name: s for s in inspect_file(tmp_path / name)}
+        assert rows["x"].shape == (5_000,) and rows["x"].nonfinite == 2, name
+        assert (rows["x"].minimum, rows["x"].maximum) == (-1_000.5, 3_998.5)
+        assert (rows["n"].minimum, rows["n"].maximum, rows["n"].dtype) == (0, 6, "int64")
+        assert rows["kind"].dtype == "object" and rows["kind"].minimum is None
+    # a type that changes after the first block: the whole file is read again, typed from all
+    (tmp_path / "late.csv").write_text("n\n" + "\n".join(map(str, range(2_000))) + "\n2.5\n")
+    monkeypatch.setattr(hepdl.data.inspect, "read_csv", hepdl.data.readers.read_csv)
+    (late,) = inspect_file(tmp_path / "late.csv")
+    assert (late.shape, late.dtype, late.maximum) == ((2_001,), "float64", 1_999.0)

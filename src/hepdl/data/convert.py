@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from hepdl.data.readers import (
+    CSV_BLOCK_BYTES,
     PARQUET_SUFFIXES,
     csv_error,
     csv_names,
@@ -31,11 +32,6 @@ from hepdl.errors import DataError
 from hepdl.runs import temporary_path
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
-
-CSV_BLOCK_BYTES = 2 * 2**20
-"""Bytes of CSV text parsed at a time; pyarrow infers each column's type from the first block.
-Its streaming reader parses dozens of blocks ahead of the one handed out (pyarrow 26), so the
-block sets the memory a conversion takes, whatever the file's size (benchmarks/columns.py)."""
 
 CHUNK_BYTES = 2**20
 """Target size of one HDF5 chunk: the unit a streaming read decodes."""

@@ -10,11 +10,15 @@ import numpy as np
 
 from hepdl.data.hits import hits_shape, is_hits_group
 from hepdl.data.readers import (
+    CSV_BLOCK_BYTES,
     TREE_CLASSES,
+    csv_error,
     csv_names,
+    csv_options,
     hdf5_datasets,
     is_csv,
     is_parquet,
+    one_line,
     open_hdf5,
     read_csv,
 )
@@ -131,6 +135,55 @@ def _root(path: Path) -> list[ArraySummary]:
     return out
 
 
+def _columns(schema, batches) -> list[ArraySummary]:
+    """Each column of a table's record batches, summarized batch by batch (the table is never
+    held whole); dtypes as NumPy reads the schema's types (object: text, lists)."""
+    ranges = {name: _Range() for name in schema.names}
+    events = 0
+    for batch in batches:
+        events += batch.num_rows
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            ranges[name].add(column.to_numpy(zero_copy_only=False))
+    out = []
+    for field in schema:
+        try:
+            dtype = np.dtype(field.type.to_pandas_dtype())
+        except (NotImplementedError, TypeError):
+            dtype = np.dtype(object)
+        out.append(ranges[field.name].summary(field.name, (events,), dtype))
+    return out
+
+
+def _parquet(path: Path) -> list[ArraySummary]:
+    from hepdl.data.readers import ParquetRows
+
+    rows = ParquetRows(path)
+    try:
+        return _columns(rows.file.schema_arrow, rows.file.iter_batches(batch_size=65_536))
+    except (OSError, ValueError) as exc:
+        raise DataError(str(path), f"cannot be read ({one_line(exc)}); truncated file?") \
+            from None
+    finally:
+        rows.close()
+
+
+def _csv(path: Path, columns: Sequence[str] | None) -> list[ArraySummary]:
+    """A CSV file block by block, the types pyarrow infers from the first block; a column whose
+    type changes later is read again whole, each column's type inferred from all of it."""
+    import pyarrow.csv as pacsv
+
+    names = csv_names(path, columns, "--columns", block_bytes=CSV_BLOCK_BYTES)
+    read, convert = csv_options(columns, block_bytes=CSV_BLOCK_BYTES)
+    try:
+        with pacsv.open_csv(path, read_options=read, convert_options=convert) as reader:
+            return _columns(reader.schema, reader)
+    except ValueError as exc:
+        if "conversion error" not in str(exc):
+            raise DataError(str(path), f"cannot be read as CSV ({csv_error(exc, names)})") \
+                from None
+    return [_summarize(k, v) for k, v in read_csv(path, names, columns).items()]
+
+
 def inspect_file(path: str | Path, columns: Sequence[str] | None = None) -> list[ArraySummary]:
     """Summaries of every array in an HDF5, NumPy, Parquet, CSV or ROOT file; ``columns`` names
     the columns of a CSV file without a header row.
@@ -157,15 +210,8 @@ def inspect_file(path: str | Path, columns: Sequence[str] | None = None) -> list
     if suffix == ".root":
         return _root(path)
     if is_csv(path):
-        names = csv_names(path, columns, "--columns")
-        return [_summarize(k, v) for k, v in read_csv(path, names, columns).items()]
+        return _csv(path, columns)
     if is_parquet(path):
-        import pandas as pd
-
-        try:
-            frame = pd.read_parquet(path)
-        except (OSError, ValueError) as exc:
-            raise DataError(str(path), f"not a readable table ({exc})") from None
-        return [_summarize(c, frame[c].to_numpy()) for c in frame.columns]
+        return _parquet(path)
     raise DataError(str(path), f"unknown file type {suffix!r}; expected .h5, .npz, .npy, "
                                ".parquet, .csv (.csv.gz) or .root")

@@ -168,6 +168,12 @@ def read_table(path: Path, keys: Sequence[str], columns: Sequence[str] | None = 
     raise DataError(str(path), f"a table must be {', '.join(PARQUET_SUFFIXES + CSV_SUFFIXES)}")
 
 
+CSV_BLOCK_BYTES = 2 * 2**20
+"""Bytes of CSV text parsed at a time when a file is streamed (``hepdl data convert``,
+``inspect``); pyarrow infers each column's type from the first block. Its streaming reader
+parses dozens of blocks ahead of the one handed out (pyarrow 26), so the block sets the memory
+taken, whatever the file's size (benchmarks/columns.py)."""
+
 CSV_NULLS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 """The cells read as missing (NaN in a number column, None in a text one): pandas' list, which
