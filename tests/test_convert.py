@@ -317,3 +317,15 @@ def test_float32_inputs_spare_observers_selections_and_true_false_columns(tmp_pa
     # a column of true/false is an input of 1 and 0, as pandas read it
     np.testing.assert_array_equal(dataset.inputs["x"][:, 2], [0.0, 1.0])
     np.testing.assert_array_equal(dataset.inputs["x"][:, 0], [2.5, 3.5])
+
+
+def test_inspecting_a_truncated_gzip_is_one_line(tmp_path, monkeypatch, cli):
+    import hepdl.data.inspect
+
+    uci_like(tmp_path / "SUSY.csv.gz", n=2_500)
+    data = (tmp_path / "SUSY.csv.gz").read_bytes()
+    (tmp_path / "cut.csv.gz").write_bytes(data[:len(data) // 2])
+    monkeypatch.setattr(hepdl.data.inspect, "CSV_BLOCK_BYTES", 2**12)  # the cut comes later
+    line = one_error_line(cli("data", "inspect", tmp_path / "cut.csv.gz", "--columns",
+                              ",".join(SUSY_COLUMNS)))
+    assert line.endswith("cut.csv.gz: cannot be read as CSV (Truncated compressed stream)")

@@ -177,7 +177,7 @@ def _csv(path: Path, columns: Sequence[str] | None) -> list[ArraySummary]:
     try:
         with pacsv.open_csv(path, read_options=read, convert_options=convert) as reader:
             return _columns(reader.schema, reader)
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
         if "conversion error" not in str(exc):
             raise DataError(str(path), f"cannot be read as CSV ({csv_error(exc, names)})") \
                 from None
