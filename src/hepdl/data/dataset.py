@@ -126,6 +126,7 @@ def _stack_inputs(source: FileSource, arrays: dict) -> dict[str, np.ndarray]:
     for name, keys in source.inputs.items():
         if isinstance(keys, str):
             value = arrays[keys]
+            _require_numbers(name, value)
             if value.ndim == 1:
                 value = value[:, None]
         else:
@@ -139,7 +140,6 @@ def _stack_inputs(source: FileSource, arrays: dict) -> dict[str, np.ndarray]:
             value = np.empty((len(columns[0]), len(columns)), dtype=np.float32)
             for j, column in enumerate(columns):  # no float64 copy of all the columns at once
                 value[:, j] = column
-        _require_numbers(name, value)
         inputs[name] = np.ascontiguousarray(value, dtype=np.float32)
     return inputs
 

@@ -54,10 +54,9 @@ class Scan:
         (``vs_best``, with its error: :mod:`hepdl.replicates`). Only a grid sampler without
         pruning meets every setting with every replicate (:meth:`caveats`)."""
         from hepdl.replicates import setting_rows
-
-        settings, replicates = self._settings()
         from hepdl.scans.table import sort_rows
 
+        settings, replicates = self._settings()
         maximize = self.config.scan.direction == "maximize"
         rows = setting_rows(settings, "objective", replicates, maximize)
         return sort_rows(rows, sort, maximize) if sort is not None else rows
